@@ -1,0 +1,208 @@
+package actors
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/troupe-ml/troupe/compute"
+	"github.com/troupe-ml/troupe/compute/optim"
+)
+
+// Job is everything a training run needs to know, as a job file holds it. It is plain data so
+// that a peer can later hand it to a joiner as it is.
+type Job struct {
+	Name       string            `yaml:"name" json:"name"`
+	Seed       uint64            `yaml:"seed" json:"seed"`
+	Data       DataSpec          `yaml:"data" json:"data"`
+	Model      compute.ModelSpec `yaml:"model" json:"model"`
+	Optimizer  optim.Config      `yaml:"optimizer" json:"optimizer"`
+	Train      TrainSpec         `yaml:"train" json:"train"`
+	Checkpoint CheckpointSpec    `yaml:"checkpoint" json:"checkpoint"`
+}
+
+// DataSpec says where the samples come from and how they are prepared.
+type DataSpec struct {
+	// Dataset names the data set; "mnist" is the one built in.
+	Dataset string `yaml:"dataset" json:"dataset"`
+	// Dir holds the IDX files; empty means find them (TROUPE_MNIST_DIR, then the Go module cache).
+	Dir string `yaml:"dir,omitempty" json:"dir,omitempty"`
+	// TrainLimit keeps only the first N training samples (0 = all): for quick runs and tests.
+	TrainLimit int `yaml:"train_limit,omitempty" json:"train_limit,omitempty"`
+	// TestLimit keeps only the first N test samples (0 = all).
+	TestLimit int `yaml:"test_limit,omitempty" json:"test_limit,omitempty"`
+	// Validation holds out the last N training samples for early stopping (0 = none).
+	Validation int `yaml:"validation,omitempty" json:"validation,omitempty"`
+	// Mean and Std normalize pixels after scaling them to [0,1]; Std 0 leaves them in [0,1].
+	Mean float32 `yaml:"mean,omitempty" json:"mean,omitempty"`
+	Std  float32 `yaml:"std,omitempty" json:"std,omitempty"`
+	// Prefetch is how many batches the shard reader prepares ahead of the worker.
+	Prefetch int `yaml:"prefetch,omitempty" json:"prefetch,omitempty"`
+}
+
+// TrainSpec sets the length and the shape of the run.
+type TrainSpec struct {
+	Epochs int `yaml:"epochs" json:"epochs"`
+	// BatchSize is the global batch: samples per step, fixed whatever the world size.
+	BatchSize int `yaml:"batch_size" json:"batch_size"`
+	// MaxSteps stops the run early at this step (0 = run all epochs).
+	MaxSteps int64 `yaml:"max_steps,omitempty" json:"max_steps,omitempty"`
+	// EvalBatch is the chunk size for evaluation passes.
+	EvalBatch int `yaml:"eval_batch,omitempty" json:"eval_batch,omitempty"`
+	// EarlyStopping, when set, watches a validation metric (needs data.validation > 0).
+	EarlyStopping *optim.EarlyStopping `yaml:"early_stopping,omitempty" json:"early_stopping,omitempty"`
+}
+
+// CheckpointSpec sets where and how often snapshots are written.
+type CheckpointSpec struct {
+	// Dir is the local checkpoint directory; empty disables checkpoints.
+	Dir string `yaml:"dir,omitempty" json:"dir,omitempty"`
+	// EverySteps writes a snapshot every N steps (and always at the end of the run).
+	EverySteps int `yaml:"every_steps,omitempty" json:"every_steps,omitempty"`
+	// Keep is how many committed checkpoints stay on disk.
+	Keep int `yaml:"keep,omitempty" json:"keep,omitempty"`
+	// Resume continues from the newest valid checkpoint in Dir when there is one.
+	Resume bool `yaml:"resume,omitempty" json:"resume,omitempty"`
+}
+
+// DefaultJob is the embedded default: the MNIST MLP 784-512-512-10 (ReLU) trained with Adam.
+func DefaultJob() Job {
+	return Job{
+		Name:  "mnist-mlp",
+		Seed:  1,
+		Data:  DataSpec{Dataset: "mnist"},
+		Model: compute.MLP(784, []int{512, 512}, 10),
+		Optimizer: optim.Config{
+			Name:     "adam",
+			LR:       1e-3,
+			Schedule: optim.Schedule{Kind: "cosine", MinLR: 1e-5},
+		},
+		Train:      TrainSpec{Epochs: 8, BatchSize: 128},
+		Checkpoint: CheckpointSpec{Dir: "checkpoints/mnist-mlp", EverySteps: 200, Keep: 3},
+	}
+}
+
+// LoadJob reads a YAML job file. Fields the file leaves out keep the defaults of DefaultJob,
+// except the model and the optimizer, which a file that has them gives in full (half of the
+// default Adam's settings under a file's SGD would be nonsense). Unknown fields are errors, so a
+// typo never trains silently with a default.
+func LoadJob(path string) (Job, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return Job{}, fmt.Errorf("job file: %w", err)
+	}
+	job, err := ParseJob(raw)
+	if err != nil {
+		return Job{}, fmt.Errorf("job file %s: %w", path, err)
+	}
+	return job, nil
+}
+
+// ParseJob decodes a YAML job over the defaults and validates it.
+func ParseJob(raw []byte) (Job, error) {
+	job := DefaultJob()
+	def := job
+	job.Model, job.Optimizer = compute.ModelSpec{}, optim.Config{}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&job); err != nil {
+		return Job{}, fmt.Errorf("%w: %w", ErrBadJob, err)
+	}
+	if len(job.Model.Layers) == 0 && len(job.Model.Input) == 0 {
+		job.Model = def.Model
+	}
+	if job.Optimizer.Name == "" && job.Optimizer.LR == 0 {
+		job.Optimizer = def.Optimizer
+	}
+	if err := job.Validate(); err != nil {
+		return Job{}, err
+	}
+	return job, nil
+}
+
+// ErrBadJob marks every error about a job's content.
+var ErrBadJob = errors.New("actors: bad job")
+
+// Validate fills the defaults a job may leave out and rejects what cannot run, naming the field.
+func (j *Job) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrBadJob, fmt.Sprintf(format, args...))
+	}
+	if j.Name == "" {
+		j.Name = "job"
+	}
+	if j.Data.Dataset == "" {
+		j.Data.Dataset = "mnist"
+	}
+	if j.Data.Dataset != "mnist" {
+		return bad("data.dataset: unknown dataset %q (known: mnist)", j.Data.Dataset)
+	}
+	for name, v := range map[string]int{"data.train_limit": j.Data.TrainLimit, "data.test_limit": j.Data.TestLimit,
+		"data.validation": j.Data.Validation, "data.prefetch": j.Data.Prefetch, "train.eval_batch": j.Train.EvalBatch,
+		"checkpoint.every_steps": j.Checkpoint.EverySteps, "checkpoint.keep": j.Checkpoint.Keep} {
+		if v < 0 {
+			return bad("%s must be >= 0, got %d", name, v)
+		}
+	}
+	if j.Data.Std < 0 {
+		return bad("data.std must be >= 0, got %v", j.Data.Std)
+	}
+	if j.Data.Prefetch == 0 {
+		j.Data.Prefetch = 2 // one batch in the worker's hands, two ready: enough to hide gathering
+	}
+	if j.Train.Epochs <= 0 {
+		return bad("train.epochs must be > 0, got %d", j.Train.Epochs)
+	}
+	if j.Train.BatchSize <= 0 {
+		return bad("train.batch_size must be > 0, got %d", j.Train.BatchSize)
+	}
+	if j.Train.MaxSteps < 0 {
+		return bad("train.max_steps must be >= 0, got %d", j.Train.MaxSteps)
+	}
+	if j.Train.EvalBatch == 0 {
+		j.Train.EvalBatch = 1000
+	}
+	if es := j.Train.EarlyStopping; es != nil {
+		if j.Data.Validation == 0 {
+			return bad("train.early_stopping needs data.validation > 0")
+		}
+		if err := es.Validate(); err != nil {
+			return bad("train.early_stopping: %v", err)
+		}
+	}
+	if err := j.Model.Validate(); err != nil {
+		return bad("model: %v", err)
+	}
+	if err := j.Optimizer.Validate(); err != nil {
+		return bad("optimizer: %v", err)
+	}
+	if j.Checkpoint.Keep == 0 {
+		j.Checkpoint.Keep = 3
+	}
+	if j.Checkpoint.Resume && j.Checkpoint.Dir == "" {
+		return bad("checkpoint.resume needs checkpoint.dir")
+	}
+	return nil
+}
+
+// Fingerprint identifies what a checkpoint's tensors mean: the model and optimizer shape and
+// the data order. A checkpoint with another fingerprint cannot be resumed by this job.
+func (j *Job) Fingerprint() string {
+	key := struct {
+		Model     compute.ModelSpec
+		Optimizer string
+		Seed      uint64
+		Batch     int
+		Train     int
+		Val       int
+	}{j.Model, j.Optimizer.Name, j.Seed, j.Train.BatchSize, j.Data.TrainLimit, j.Data.Validation}
+	raw, _ := json.Marshal(key) // plain structs of numbers and strings always marshal
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:8])
+}

@@ -1,0 +1,76 @@
+package actors
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseJobRejectsBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml, wantInErr string
+	}{
+		{"unknown field", "train:\n  epocs: 3\n", "epocs"},
+		{"negative epochs", "train:\n  epochs: -1\n", "train.epochs"},
+		{"zero batch", "train:\n  batch_size: 0\n", "train.batch_size"},
+		{"unknown dataset", "data:\n  dataset: cifar\n", "data.dataset"},
+		{"bad optimizer", "optimizer:\n  name: adagrad\n  lr: 0.1\n", "optimizer"},
+		{"negative lr", "optimizer:\n  name: sgd\n  lr: -0.1\n", "lr"},
+		{"bad layer", "model:\n  input: [784]\n  layers:\n    - {type: dense, units: 0}\n", "model"},
+		{"early stopping without validation", "train:\n  early_stopping: {metric: val_loss, patience: 2}\n", "data.validation"},
+		{"resume without dir", "checkpoint:\n  dir: \"\"\n  resume: true\n", "checkpoint.resume"},
+		{"not yaml", "train: [unclosed\n", "bad job"},
+		{"wrong type", "train:\n  epochs: many\n", "bad job"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseJob([]byte(tc.yaml))
+			if err == nil {
+				t.Fatalf("accepted %q", tc.yaml)
+			}
+			if !errors.Is(err, ErrBadJob) || !strings.Contains(err.Error(), tc.wantInErr) {
+				t.Fatalf("error %q: want ErrBadJob mentioning %q", err, tc.wantInErr)
+			}
+		})
+	}
+}
+
+func TestParseJobKeepsDefaultsItDoesNotName(t *testing.T) {
+	job, err := ParseJob([]byte("train:\n  epochs: 2\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := DefaultJob()
+	if job.Train.Epochs != 2 || job.Train.BatchSize != def.Train.BatchSize || job.Optimizer.Name != def.Optimizer.Name {
+		t.Fatalf("job %+v", job.Train)
+	}
+	if job.Fingerprint() != def.Fingerprint() {
+		t.Fatal("the epoch count changed the fingerprint: a longer run could not resume a shorter one")
+	}
+}
+
+func TestExampleJobsParse(t *testing.T) {
+	files, _ := filepath.Glob("../examples/*.yaml")
+	if len(files) < 2 {
+		t.Fatalf("want at least 2 example jobs, found %v", files)
+	}
+	for _, f := range files {
+		if _, err := LoadJob(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+func TestLoadJobNamesTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "job.yaml")
+	if err := os.WriteFile(path, []byte("train: {epochs: 0}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadJob(path); err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("error %v does not name %s", err, path)
+	}
+	if _, err := LoadJob(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
+		t.Fatal("a missing file loaded")
+	}
+}

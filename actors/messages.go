@@ -1,0 +1,111 @@
+package actors
+
+import (
+	"github.com/troupe-ml/troupe/checkpoint"
+	"github.com/troupe-ml/troupe/compute"
+)
+
+// This file defines every message the actors of a node exchange. Each names its sender and
+// receiver, and each data-plane message carries a Stamp: a receiver drops what belongs to another
+// generation or to a step it is not working on.
+//
+// Ordering: protoactor delivers the messages of one sender to one receiver in send order. The
+// Worker is the only one that starts work: it asks for a batch, then for a reduction, and waits
+// for each answer before it moves on, so at most one step is in flight per node.
+//
+// Ownership: a slice in a message belongs to the sender until the receiver answers. A BatchReady's
+// buffers stay valid until the Worker's next BatchRequest; an AllReduce's Grads until the Reduced
+// answer; a SaveSnapshot's Snapshot is handed over for good (the Worker sends a copy).
+
+// Stamp places a message in time: the world generation and the training step it belongs to.
+type Stamp struct {
+	Generation uint64
+	Step       int64
+}
+
+// BatchRequest: Worker -> ShardReader. Asks for this rank's part of the global batch of Step.
+type BatchRequest struct {
+	Stamp
+}
+
+// BatchReady: ShardReader -> Worker. The samples of the requested step.
+type BatchReady struct {
+	Stamp
+	Epoch   int
+	Indices []int32 // the sample indices in the epoch's order, for audits and tests
+	Batch   compute.Batch
+}
+
+// AllReduce: Worker -> Aggregator. This rank's gradient (already scaled by 1/global batch) and
+// loss statistics of Step; the Aggregator answers with their sums over the world.
+type AllReduce struct {
+	Stamp
+	Grads   []float32
+	LossSum float64
+	Correct int
+	Samples int
+}
+
+// Reduced: Aggregator -> Worker. The world's summed gradient and statistics for Step.
+type Reduced struct {
+	Stamp
+	Grads   []float32
+	LossSum float64
+	Correct int
+	Samples int
+}
+
+// SaveSnapshot: Worker -> Checkpointer. A copy of the state after Step-1 was applied.
+type SaveSnapshot struct {
+	Stamp
+	Snapshot *checkpoint.Snapshot
+}
+
+// SnapshotSaved: Checkpointer -> Node. The outcome of a SaveSnapshot.
+type SnapshotSaved struct {
+	Stamp
+	Name string
+	Err  error
+}
+
+// StepDone: Worker -> Node. Step was applied; its world-wide loss and accuracy.
+type StepDone struct {
+	Stamp
+	Epoch    int
+	LR       float64
+	Loss     float64 // mean loss of the step's global batch
+	Accuracy float64 // share of the global batch predicted right before the update
+	Samples  int
+}
+
+// EpochDone: Worker -> Node. An epoch ended; validation figures when the job holds some back.
+type EpochDone struct {
+	Stamp
+	Epoch         int
+	TrainLoss     float64
+	TrainAccuracy float64
+	ValLoss       float64
+	ValAccuracy   float64
+	HasVal        bool
+	Stop          bool    // early stopping says the run is over
+	EvalSeconds   float64 // time spent evaluating, left out of the training throughput
+}
+
+// TrainingDone: Worker -> Node. The run ended (finished, stopped early or interrupted); the
+// test figures are those of the final weights.
+type TrainingDone struct {
+	Stamp
+	TestLoss     float64
+	TestAccuracy float64
+	Interrupted  bool
+	StoppedEarly bool
+	BestEpoch    int
+	EvalSeconds  float64
+}
+
+// stopTraining: Run -> Node -> Worker. The context was cancelled: finish the step in flight,
+// checkpoint, report TrainingDone.
+type stopTraining struct{}
+
+// startTraining: Node -> Worker. Sent once, after every child is up.
+type startTraining struct{}

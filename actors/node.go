@@ -1,0 +1,422 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/troupe-ml/troupe/checkpoint"
+	"github.com/troupe-ml/troupe/compute"
+	"github.com/troupe-ml/troupe/compute/optim"
+	"github.com/troupe-ml/troupe/data"
+	"github.com/troupe-ml/troupe/sched"
+)
+
+// Options are the caller's hooks into a run. Hooks are called from the Node's goroutine, one at
+// a time and in order; a slow hook slows training, so hand heavy work to another goroutine.
+type Options struct {
+	Logger       *slog.Logger         // nil: discard
+	OnStep       func(*StepDone)      // after every applied step
+	OnEpoch      func(*EpochDone)     // after every epoch
+	OnCheckpoint func(*SnapshotSaved) // after every checkpoint write, failed or not
+	OnStart      func(Start)          // once, when training is about to begin
+
+	// readerFault and onBatch are test hooks: a fault injected into the ShardReader, and a
+	// look at every batch the Worker accepts.
+	readerFault func(step int64) bool
+	onBatch     func(*BatchReady)
+}
+
+// Start describes a run as it begins.
+type Start struct {
+	Job           Job
+	Params        int
+	TrainSamples  int
+	StepsPerEpoch int
+	StartStep     int64 // > 0 when resumed
+	TotalSteps    int64
+	ResumedFrom   string
+	Skipped       []checkpoint.SkipReport
+}
+
+// Result is what a finished run reports.
+type Result struct {
+	Job              string
+	StartStep        int64     // the step the run began at (> 0 when resumed)
+	Steps            int64     // the final cursor: steps applied since the job began
+	Epochs           int       // epochs completed since the job began
+	Samples          int64     // samples trained by this run
+	Losses           []float64 // the mean loss of every step this run applied, from StartStep on
+	TestLoss         float64
+	TestAccuracy     float64
+	TrainSeconds     float64 // the training loop of this run, evaluation excluded
+	SamplesPerSecond float64
+	WallSeconds      float64 // the whole run, data loading included
+	ResumedFrom      string
+	Skipped          []checkpoint.SkipReport
+	Checkpoints      int
+	CheckpointErrors int
+	Restarts         map[string]int // supervised restarts by role
+	Interrupted      bool
+	StoppedEarly     bool
+	BestEpoch        int
+}
+
+// ErrActorFailed reports a role that kept failing after the restarts its policy allows.
+var ErrActorFailed = errors.New("actors: actor failed")
+
+// Run trains job inside this process: a Node with its ShardReader, Worker, Aggregator and
+// Checkpointer, a world of one. It returns when training ends; cancelling ctx stops training at
+// the next step boundary, writes a checkpoint and returns the result with Interrupted set.
+func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
+	began := time.Now()
+	if err := job.Validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	train, val, test, err := loadData(job)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := newReplica(job, train, val, test)
+	if err != nil {
+		return nil, err
+	}
+	start := Start{Job: job, Params: len(rep.model.Params()), TrainSamples: train.Len(),
+		StepsPerEpoch: rep.plan.StepsPerEpoch(), TotalSteps: rep.totalSteps}
+
+	var manager *checkpoint.Manager
+	if job.Checkpoint.Dir != "" {
+		store, err := checkpoint.NewDirStore(job.Checkpoint.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint dir: %w", err)
+		}
+		manager = checkpoint.NewManager(store, job.Checkpoint.Keep)
+		if job.Checkpoint.Resume {
+			snap, name, skipped, err := manager.LoadLatest()
+			start.Skipped = skipped
+			for _, s := range skipped {
+				log.Warn("skipping a broken checkpoint", "checkpoint", s.Name, "reason", s.Reason)
+			}
+			switch {
+			case errors.Is(err, checkpoint.ErrNoCheckpoint):
+				log.Info("no checkpoint to resume from: starting afresh", "dir", job.Checkpoint.Dir)
+			case err != nil:
+				return nil, fmt.Errorf("resume: %w", err)
+			default:
+				if err := rep.restore(snap); err != nil {
+					return nil, fmt.Errorf("resume from %s: %w", name, err)
+				}
+				start.ResumedFrom, start.StartStep = name, rep.step
+				log.Info("resuming", "checkpoint", name, "step", rep.step)
+			}
+		}
+	}
+
+	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(minLevel{log.Handler(), slog.LevelWarn}) // protoactor is chatty at info
+	}))
+	defer system.Shutdown()
+	outcome := make(chan *Result, 1)
+	n := &node{job: job, opts: opts, log: log, rep: rep, manager: manager, cursor: &readerCursor{}, outcome: outcome,
+		res: &Result{Job: job.Name, StartStep: rep.step, ResumedFrom: start.ResumedFrom, Skipped: start.Skipped, Restarts: map[string]int{}}}
+	if opts.OnStart != nil {
+		opts.OnStart(start)
+	}
+	pid, err := system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return n }), "node")
+	if err != nil {
+		return nil, fmt.Errorf("spawn node: %w", err)
+	}
+	var res *Result
+	select {
+	case res = <-outcome:
+	case <-ctx.Done():
+		system.Root.Send(pid, stopTraining{})
+		res = <-outcome
+	}
+	_ = system.Root.StopFuture(pid).Wait()
+	res.WallSeconds = time.Since(began).Seconds()
+	if res.TrainSeconds > 0 {
+		res.SamplesPerSecond = float64(res.Samples) / res.TrainSeconds
+	}
+	if n.failure != nil {
+		return res, n.failure
+	}
+	return res, nil
+}
+
+// loadData finds and reads the job's data set and cuts it as the job says.
+func loadData(job Job) (train, val, test *data.Dataset, err error) {
+	dir, err := data.FindMNIST(job.Data.Dir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	train, test, err = data.LoadMNIST(dir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if job.Data.TrainLimit > 0 && job.Data.TrainLimit < train.Len() {
+		train = train.Subset(job.Data.TrainLimit)
+	}
+	if job.Data.TestLimit > 0 && job.Data.TestLimit < test.Len() {
+		test = test.Subset(job.Data.TestLimit)
+	}
+	if job.Data.Validation > 0 {
+		if job.Data.Validation >= train.Len() {
+			return nil, nil, nil, fmt.Errorf("%w: data.validation (%d) must be smaller than the training set (%d)", ErrBadJob, job.Data.Validation, train.Len())
+		}
+		train, val = train.Split(job.Data.Validation)
+	}
+	if got, want := train.SampleSize(), jobInputSize(job); got != want {
+		return nil, nil, nil, fmt.Errorf("%w: model.input holds %d values per sample, the data set %d", ErrBadJob, want, got)
+	}
+	return train, val, test, nil
+}
+
+func jobInputSize(job Job) int {
+	n := 1
+	for _, d := range job.Model.Input {
+		n *= d
+	}
+	return n
+}
+
+// newReplica builds the model, optimizer and plan of a job, and gathers its held-out sets.
+func newReplica(job Job, train, val, test *data.Dataset) (*replica, error) {
+	model, err := compute.NewModel(job.Model, job.Seed)
+	if err != nil {
+		return nil, fmt.Errorf("%w: model: %w", ErrBadJob, err)
+	}
+	opt, err := optim.New(job.Optimizer, len(model.Params()))
+	if err != nil {
+		return nil, fmt.Errorf("%w: optimizer: %w", ErrBadJob, err)
+	}
+	plan := sched.SamplePlan{Seed: job.Seed, NumSamples: train.Len(), GlobalBatch: job.Train.BatchSize}
+	if err := plan.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadJob, err)
+	}
+	span := int64(job.Train.Epochs) * int64(plan.StepsPerEpoch())
+	total := span
+	if job.Train.MaxSteps > 0 && job.Train.MaxSteps < total {
+		total = job.Train.MaxSteps
+	}
+	r := &replica{job: job, plan: plan, totalSteps: total, spanSteps: span, model: model, opt: opt, trainSet: train}
+	if job.Train.EarlyStopping != nil {
+		r.stopper = optim.NewTracker(*job.Train.EarlyStopping)
+	}
+	norm := data.Normalize{Mean: job.Data.Mean, Std: job.Data.Std}
+	if r.test, err = gatherAll(test, norm); err != nil {
+		return nil, err
+	}
+	if val != nil {
+		if r.val, err = gatherAll(val, norm); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// gatherAll turns a whole data set into one batch, for evaluation.
+func gatherAll(set *data.Dataset, norm data.Normalize) (compute.Batch, error) {
+	idx := make([]int32, set.Len())
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	b := compute.Batch{X: make([]float32, set.Len()*set.SampleSize()), N: set.Len(), Labels: make([]int32, set.Len())}
+	err := set.Gather(idx, b.X, b.Labels, norm)
+	return b, err
+}
+
+// Supervision policies, one per role (see docs/architecture.md). Restarts counted within the
+// window beyond the limit stop the role and end the run with ErrActorFailed.
+type policy struct {
+	maxRestarts int
+	within      time.Duration
+}
+
+var policies = map[string]policy{
+	// A reader's batches depend only on the step, so restarting it loses nothing: be generous.
+	"reader": {maxRestarts: 5, within: time.Minute},
+	// A worker restarts from the replica's last applied step; failing again and again means the
+	// state itself is bad, and going on would poison the world: give up quickly.
+	"worker": {maxRestarts: 2, within: time.Minute},
+	// The aggregator holds no state between steps.
+	"aggregator": {maxRestarts: 3, within: time.Minute},
+	// A failed write is superseded by the next one; a checkpointer that keeps crashing is a
+	// storage problem the run should not hide.
+	"checkpointer": {maxRestarts: 3, within: time.Minute},
+}
+
+// node is the root supervisor of one process: it spawns the roles, applies each role's
+// supervision policy, relays progress to the caller's hooks and assembles the Result.
+type node struct {
+	job     Job
+	opts    Options
+	log     *slog.Logger
+	rep     *replica
+	manager *checkpoint.Manager
+	cursor  *readerCursor
+	outcome chan<- *Result
+
+	roles          map[string]string // child PID id -> role
+	reader, worker *actor.PID
+	ckpter         *actor.PID
+	res            *Result
+	startedAt      time.Time
+	evalSeconds    float64
+	done           bool
+	failure        error
+}
+
+var _ actor.SupervisorStrategy = (*node)(nil)
+
+func (n *node) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		n.spawn(ctx)
+	case stopTraining:
+		if n.worker != nil {
+			ctx.Send(n.worker, msg)
+		}
+	case *StepDone:
+		n.res.Losses = append(n.res.Losses, msg.Loss)
+		n.res.Samples += int64(msg.Samples)
+		n.res.Steps = msg.Step + 1
+		if n.opts.OnStep != nil {
+			n.opts.OnStep(msg)
+		}
+	case *EpochDone:
+		n.res.Epochs = msg.Epoch + 1
+		n.evalSeconds += msg.EvalSeconds
+		if n.opts.OnEpoch != nil {
+			n.opts.OnEpoch(msg)
+		}
+	case *SnapshotSaved:
+		if msg.Err != nil {
+			n.res.CheckpointErrors++
+			n.log.Error("checkpoint failed", "step", msg.Step, "err", msg.Err)
+		} else {
+			n.res.Checkpoints++
+		}
+		if n.opts.OnCheckpoint != nil {
+			n.opts.OnCheckpoint(msg)
+		}
+	case *TrainingDone:
+		n.trainingDone(ctx, msg)
+	case *actor.Terminated:
+		n.terminated(ctx, msg)
+	}
+}
+
+// spawn starts the roles in dependency order and sets the Worker going.
+func (n *node) spawn(ctx actor.Context) {
+	n.roles = map[string]string{}
+	// Each incarnation of a role is a fresh instance; what must outlive a restart (the reader's
+	// cursor, the worker's replica) lives in the Node and is handed to every incarnation.
+	if n.manager != nil {
+		n.ckpter = n.spawnRole(ctx, "checkpointer", func() actor.Actor { return &checkpointer{manager: n.manager, now: time.Now} })
+	}
+	agg := n.spawnRole(ctx, "aggregator", func() actor.Actor { return &aggregator{} })
+	rc := readerConfig{set: n.rep.trainSet, plan: n.rep.plan, ranks: 1, rank: 0, prefetch: n.job.Data.Prefetch,
+		norm: data.Normalize{Mean: n.job.Data.Mean, Std: n.job.Data.Std}, fault: n.opts.readerFault}
+	n.reader = n.spawnRole(ctx, "reader", func() actor.Actor { return newShardReader(rc, n.cursor) })
+	n.worker = n.spawnRole(ctx, "worker", func() actor.Actor {
+		return &worker{r: n.rep, reader: n.reader, aggregator: agg, ckpter: n.ckpter, onBatch: n.opts.onBatch}
+	})
+	n.startedAt = time.Now()
+	ctx.Send(n.worker, startTraining{})
+}
+
+func (n *node) spawnRole(ctx actor.Context, role string, produce actor.Producer) *actor.PID {
+	pid, err := ctx.SpawnNamed(actor.PropsFromProducer(produce), role)
+	if err != nil {
+		panic(fmt.Sprintf("spawn %s: %v", role, err)) // names are fixed and unique: cannot happen
+	}
+	n.roles[pid.Id] = role
+	return pid
+}
+
+func (n *node) trainingDone(ctx actor.Context, msg *TrainingDone) {
+	n.res.TrainSeconds = time.Since(n.startedAt).Seconds() - n.evalSeconds - msg.EvalSeconds
+	n.res.Steps = msg.Step
+	n.res.TestLoss, n.res.TestAccuracy = msg.TestLoss, msg.TestAccuracy
+	n.res.Interrupted, n.res.StoppedEarly, n.res.BestEpoch = msg.Interrupted, msg.StoppedEarly, msg.BestEpoch
+	n.done = true
+	if n.ckpter != nil {
+		ctx.Poison(n.ckpter) // lets the queued writes, the final one among them, finish first
+		return
+	}
+	n.finish()
+}
+
+func (n *node) terminated(ctx actor.Context, msg *actor.Terminated) {
+	role := n.roles[msg.Who.Id]
+	if role == "checkpointer" && n.done {
+		n.finish()
+		return
+	}
+	if !n.done && n.failure == nil {
+		n.fail(ctx, fmt.Errorf("%w: %s stopped unexpectedly", ErrActorFailed, role))
+	}
+}
+
+// HandleFailure applies the failing child's role policy: restart it, or stop the run.
+func (n *node) HandleFailure(system *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, reason, message any) {
+	role := n.roles[child.Id]
+	p := policies[role]
+	rs.Fail()
+	if rs.NumberOfFailures(p.within) > p.maxRestarts {
+		n.log.Error("actor keeps failing: stopping the run", "role", role, "reason", fmt.Sprint(reason))
+		system.EventStream.Publish(&actor.SupervisorEvent{Child: child, Reason: reason, Directive: actor.StopDirective})
+		n.failure = fmt.Errorf("%w: %s failed %d times within %s, last: %v", ErrActorFailed, role, rs.FailureCount(), p.within, reason)
+		sup.StopChildren(sup.Children()...)
+		n.finish()
+		return
+	}
+	n.res.Restarts[role]++
+	n.log.Warn("restarting actor", "role", role, "reason", fmt.Sprint(reason), "restarts", n.res.Restarts[role])
+	system.EventStream.Publish(&actor.SupervisorEvent{Child: child, Reason: reason, Directive: actor.RestartDirective})
+	sup.RestartChildren(child)
+}
+
+func (n *node) fail(ctx actor.Context, err error) {
+	n.failure = err
+	for _, c := range ctx.Children() {
+		ctx.Stop(c)
+	}
+	n.finish()
+}
+
+// finish hands the Result to Run, once.
+func (n *node) finish() {
+	if n.outcome == nil {
+		return
+	}
+	n.outcome <- n.res
+	n.outcome = nil
+}
+
+// minLevel drops records below a level; it quiets a library's logger without silencing it.
+type minLevel struct {
+	slog.Handler
+	level slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.level && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(attrs), h.level}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.Handler.WithGroup(name), h.level}
+}

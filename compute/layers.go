@@ -1,0 +1,250 @@
+package compute
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/troupe-ml/troupe/kernels"
+)
+
+// layer is one step of the chain. Buffers it returns are its own and stay
+// valid until its next forward or backward; it never writes its inputs.
+type layer interface {
+	// forward maps n samples x (n×inSize) to the layer's output. In
+	// training mode it keeps what backward needs.
+	forward(x []float32, n int, train bool) []float32
+	// backward takes the loss gradient with respect to the last training
+	// forward's output, overwrites the layer's parameter gradients, and
+	// returns the gradient with respect to its input when needDx (nil
+	// otherwise).
+	backward(dy []float32, n int, needDx bool) []float32
+}
+
+// paramLayer is a layer that owns parameters: views into the model's flat
+// vectors, weights first, then biases.
+type paramLayer interface {
+	layer
+	bind(params, grads []float32)
+	initialize(rng *rand.Rand, init string)
+	paramShapes() (weight, bias []int)
+}
+
+// newLayer builds the layer lp describes.
+func newLayer(lp layerPlan, k kernels.Set) layer {
+	inSize, outSize := product(lp.in), product(lp.out)
+	switch lp.spec.Type {
+	case LayerDense:
+		return &dense{k: k, in: inSize, out: outSize}
+	case LayerConv2D:
+		return newConv2D(lp, k)
+	case LayerMaxPool2D:
+		return newMaxPool2D(lp)
+	case LayerDropout:
+		return &dropout{k: k, rate: lp.spec.Rate}
+	case LayerFlatten:
+		return flatten{}
+	case LayerReLU:
+		return &relu{k: k}
+	case LayerGELU:
+		return &gelu{}
+	case LayerTanh:
+		return &tanhLayer{}
+	}
+	panic(fmt.Sprintf("compute: layer type %q passed validation but has no implementation", lp.spec.Type))
+}
+
+// uniformInit fills w from U(-bound, bound), bound chosen by the
+// initializer from the fans.
+func uniformInit(w []float32, rng *rand.Rand, init string, fanIn, fanOut int) {
+	bound := math.Sqrt(6 / float64(fanIn))
+	if init == InitXavier {
+		bound = math.Sqrt(6 / float64(fanIn+fanOut))
+	}
+	for i := range w {
+		w[i] = float32((2*rng.Float64() - 1) * bound)
+	}
+}
+
+// dense is y = x·Wᵀ + b with W stored out×in (PyTorch's Linear layout, so
+// exported weights load there unchanged).
+type dense struct {
+	k       kernels.Set
+	in, out int
+	w, b    []float32
+	dw, db  []float32
+	x       []float32 // input of the last training forward
+	y, dx   []float32
+}
+
+func (d *dense) bind(params, grads []float32) {
+	nw := d.in * d.out
+	d.w, d.b = params[:nw], params[nw:nw+d.out]
+	d.dw, d.db = grads[:nw], grads[nw:nw+d.out]
+}
+
+func (d *dense) initialize(rng *rand.Rand, init string) {
+	uniformInit(d.w, rng, init, d.in, d.out)
+	clear(d.b)
+}
+
+func (d *dense) paramShapes() (weight, bias []int) { return []int{d.out, d.in}, []int{d.out} }
+
+func (d *dense) forward(x []float32, n int, train bool) []float32 {
+	d.y = grow(d.y, n*d.out)
+	d.k.Gemm(false, true, n, d.out, d.in, 1, x, d.in, d.w, d.in, 0, d.y, d.out)
+	d.k.AddRowVector(d.y, d.b)
+	if train {
+		d.x = x
+	}
+	return d.y
+}
+
+func (d *dense) backward(dy []float32, n int, needDx bool) []float32 {
+	d.k.Gemm(true, false, d.out, d.in, n, 1, dy, d.out, d.x, d.in, 0, d.dw, d.in)
+	d.k.ColSums(d.db, dy)
+	if !needDx {
+		return nil
+	}
+	d.dx = grow(d.dx, n*d.in)
+	d.k.Gemm(false, false, n, d.in, d.out, 1, dy, d.out, d.w, d.in, 0, d.dx, d.in)
+	return d.dx
+}
+
+// relu is y = max(x, 0).
+type relu struct {
+	k     kernels.Set
+	y, dx []float32
+}
+
+func (r *relu) forward(x []float32, n int, train bool) []float32 {
+	r.y = grow(r.y, len(x))
+	r.k.Relu(r.y, x)
+	return r.y
+}
+
+func (r *relu) backward(dy []float32, n int, needDx bool) []float32 {
+	if !needDx {
+		return nil
+	}
+	r.dx = grow(r.dx, len(dy))
+	r.k.ReluGrad(r.dx, dy, r.y)
+	return r.dx
+}
+
+// geluC is √(2/π), the constant of GELU's tanh approximation.
+var geluC = math.Sqrt(2 / math.Pi)
+
+// gelu uses the tanh approximation (as GPT-2 does):
+// y = x/2 · (1 + tanh(√(2/π)·(x + 0.044715x³))).
+type gelu struct {
+	x, y, dx []float32
+}
+
+func (g *gelu) forward(x []float32, n int, train bool) []float32 {
+	g.y = grow(g.y, len(x))
+	for i, v := range x {
+		xv := float64(v)
+		g.y[i] = float32(0.5 * xv * (1 + math.Tanh(geluC*(xv+0.044715*xv*xv*xv))))
+	}
+	g.x = x
+	return g.y
+}
+
+func (g *gelu) backward(dy []float32, n int, needDx bool) []float32 {
+	if !needDx {
+		return nil
+	}
+	g.dx = grow(g.dx, len(dy))
+	for i, v := range g.x {
+		xv := float64(v)
+		t := math.Tanh(geluC * (xv + 0.044715*xv*xv*xv))
+		grad := 0.5*(1+t) + 0.5*xv*(1-t*t)*geluC*(1+3*0.044715*xv*xv)
+		g.dx[i] = float32(float64(dy[i]) * grad)
+	}
+	return g.dx
+}
+
+// tanhLayer is y = tanh(x).
+type tanhLayer struct {
+	y, dx []float32
+}
+
+func (h *tanhLayer) forward(x []float32, n int, train bool) []float32 {
+	h.y = grow(h.y, len(x))
+	for i, v := range x {
+		h.y[i] = float32(math.Tanh(float64(v)))
+	}
+	return h.y
+}
+
+func (h *tanhLayer) backward(dy []float32, n int, needDx bool) []float32 {
+	if !needDx {
+		return nil
+	}
+	h.dx = grow(h.dx, len(dy))
+	for i, y := range h.y {
+		h.dx[i] = dy[i] * (1 - y*y)
+	}
+	return h.dx
+}
+
+// dropout is inverted dropout: in training each value is kept with
+// probability 1-rate and scaled by 1/(1-rate), so inference is the
+// identity. The mask is a function of the seed the model sets per call.
+type dropout struct {
+	k     kernels.Set
+	rate  float64
+	src   rand.PCG
+	mask  []float32 // 0 or 1/(1-rate) per value of the last training forward
+	y, dx []float32
+}
+
+// seed makes the next training forward's mask a function of
+// (callSeed, stream) alone.
+func (d *dropout) seed(callSeed, stream uint64) { d.src.Seed(callSeed, stream) }
+
+func (d *dropout) forward(x []float32, n int, train bool) []float32 {
+	if !train || d.rate == 0 {
+		return x
+	}
+	// A value is dropped when 24 random bits, read as a fraction, fall
+	// below rate.
+	threshold := uint64(d.rate * (1 << 24))
+	scale := float32(1 / (1 - d.rate))
+	d.mask = grow(d.mask, len(x))
+	for i := range d.mask {
+		if d.src.Uint64()>>40 < threshold {
+			d.mask[i] = 0
+		} else {
+			d.mask[i] = scale
+		}
+	}
+	d.y = grow(d.y, len(x))
+	d.k.Mul(d.y, x, d.mask)
+	return d.y
+}
+
+func (d *dropout) backward(dy []float32, n int, needDx bool) []float32 {
+	if !needDx {
+		return nil
+	}
+	if d.rate == 0 {
+		return dy
+	}
+	d.dx = grow(d.dx, len(dy))
+	d.k.Mul(d.dx, dy, d.mask)
+	return d.dx
+}
+
+// flatten only reinterprets the shape: the data is already row-major.
+type flatten struct{}
+
+func (flatten) forward(x []float32, n int, train bool) []float32 { return x }
+
+func (flatten) backward(dy []float32, n int, needDx bool) []float32 {
+	if !needDx {
+		return nil
+	}
+	return dy
+}

@@ -1,0 +1,257 @@
+package compute
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/troupe-ml/troupe/kernels"
+)
+
+// ErrBadBatch is wrapped by CheckBatch's errors, and is the error value
+// TrainBatch, Evaluate and Predict panic with on a malformed batch.
+var ErrBadBatch = errors.New("compute: bad batch")
+
+// Batch is one (sub-)batch of samples for the model.
+type Batch struct {
+	X       []float32 // N rows of the model's input size, row-major; owned by the caller, never modified
+	N       int
+	Labels  []int32   // class index per sample (classification); len N
+	Targets []float32 // optional regression targets, N×outputs; if nil and the loss is MSE, the one-hot of Labels is used
+}
+
+// ParamView names one parameter tensor inside the flat vectors:
+// Params()[Offset : Offset+product(Shape)].
+type ParamView struct {
+	Name   string // "layers.<index>.weight" or "layers.<index>.bias", index into ModelSpec.Layers
+	Shape  []int  // dense: [out, in]; conv2d: [filters, channels, kernel, kernel]; biases: [out]
+	Offset int
+}
+
+// Model is a chain of layers with one flat parameter vector and one flat
+// gradient vector that every layer views into. It is not safe for
+// concurrent use.
+type Model struct {
+	plan     modelPlan
+	layers   []layer
+	dropouts []*dropout
+	views    []ParamView
+	params   []float32
+	grads    []float32
+	inSize   int
+	outSize  int
+	dlogits  []float32
+
+	// keepInputGrad makes TrainBatch also compute the loss gradient with
+	// respect to the input, left in inputGrad (tests check it).
+	keepInputGrad bool
+	inputGrad     []float32
+}
+
+// NewModel validates spec and builds the model: it allocates the flat
+// parameter and gradient vectors and initializes the weights from seed
+// (layer i draws from PCG(seed, i), so a layer's initial weights do not
+// depend on the layers after it). Errors wrap ErrInvalidSpec.
+func NewModel(spec ModelSpec, seed uint64) (*Model, error) {
+	return newModel(spec, seed, defaultKernels())
+}
+
+// newModel is NewModel on the kernel set k.
+func newModel(spec ModelSpec, seed uint64, k kernels.Set) (*Model, error) {
+	p, err := spec.plan()
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{
+		plan:    p,
+		params:  make([]float32, p.numParams),
+		grads:   make([]float32, p.numParams),
+		inSize:  product(p.spec.Input),
+		outSize: product(p.layers[len(p.layers)-1].out),
+	}
+	offset := 0
+	for i, lp := range p.layers {
+		l := newLayer(lp, k)
+		m.layers = append(m.layers, l)
+		if d, ok := l.(*dropout); ok {
+			m.dropouts = append(m.dropouts, d)
+		}
+		pl, ok := l.(paramLayer)
+		if !ok {
+			continue
+		}
+		end := offset + lp.numParams
+		pl.bind(m.params[offset:end], m.grads[offset:end])
+		pl.initialize(rand.New(rand.NewPCG(seed, uint64(i))), lp.spec.Init)
+		weight, bias := pl.paramShapes()
+		m.views = append(m.views,
+			ParamView{Name: fmt.Sprintf("layers.%d.weight", i), Shape: weight, Offset: offset},
+			ParamView{Name: fmt.Sprintf("layers.%d.bias", i), Shape: bias, Offset: offset + product(weight)})
+		offset = end
+	}
+	return m, nil
+}
+
+// Params returns the flat parameter vector. It is owned by the model and
+// stays the same slice for the model's life; callers may read and write it
+// in place (optimizers, checkpoints, broadcasts).
+func (m *Model) Params() []float32 { return m.params }
+
+// Grads returns the flat gradient vector, laid out like Params and
+// overwritten by each TrainBatch. Owned by the model; callers may read and
+// write it in place (an all-reduce averages into it).
+func (m *Model) Grads() []float32 { return m.grads }
+
+// NumParams returns len(Params()).
+func (m *Model) NumParams() int { return len(m.params) }
+
+// ParamViews lists the parameter tensors in Params order, for exporters.
+// The caller owns the returned slice.
+func (m *Model) ParamViews() []ParamView {
+	out := make([]ParamView, len(m.views))
+	for i, v := range m.views {
+		v.Shape = append([]int(nil), v.Shape...)
+		out[i] = v
+	}
+	return out
+}
+
+// Spec returns a copy of the model's spec with defaults filled in (loss,
+// strides, initializers).
+func (m *Model) Spec() ModelSpec {
+	s := m.plan.spec
+	s.Input = append([]int(nil), s.Input...)
+	s.Layers = append([]LayerSpec(nil), s.Layers...)
+	return s
+}
+
+// InputSize returns the number of values per input sample.
+func (m *Model) InputSize() int { return m.inSize }
+
+// OutputSize returns the number of outputs (logits) per sample.
+func (m *Model) OutputSize() int { return m.outSize }
+
+// CheckBatch reports whether b fits the model: X holds N samples, every
+// label names an output, targets (MSE only) hold N rows of outputs, and the
+// loss has what it needs (labels for softmax cross-entropy; labels or
+// targets for MSE). Batches from outside the process must pass it before
+// TrainBatch or Evaluate, which panic on a malformed batch. Errors wrap
+// ErrBadBatch.
+func (m *Model) CheckBatch(b Batch) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrBadBatch, fmt.Sprintf(format, args...))
+	}
+	if b.N < 0 {
+		return bad("N = %d is negative", b.N)
+	}
+	if len(b.X) != b.N*m.inSize {
+		return bad("X holds %d values, want N×input = %d×%d", len(b.X), b.N, m.inSize)
+	}
+	if b.Labels != nil {
+		if len(b.Labels) != b.N {
+			return bad("%d labels for %d samples", len(b.Labels), b.N)
+		}
+		for i, l := range b.Labels {
+			if l < 0 || int(l) >= m.outSize {
+				return bad("label %d of sample %d is outside 0..%d", l, i, m.outSize-1)
+			}
+		}
+	}
+	if b.Targets != nil {
+		if m.plan.spec.Loss != LossMSE {
+			return bad("targets given, but the loss is %s", m.plan.spec.Loss)
+		}
+		if len(b.Targets) != b.N*m.outSize {
+			return bad("targets hold %d values, want N×outputs = %d×%d", len(b.Targets), b.N, m.outSize)
+		}
+	}
+	if b.Labels == nil && b.Targets == nil && b.N > 0 {
+		if m.plan.spec.Loss == LossMSE {
+			return bad("neither labels nor targets given")
+		}
+		return bad("no labels given")
+	}
+	return nil
+}
+
+func (m *Model) mustCheck(b Batch) {
+	if err := m.CheckBatch(b); err != nil {
+		panic(err)
+	}
+}
+
+// forward runs the chain on n samples and returns the logits (owned by the
+// last layer).
+func (m *Model) forward(x []float32, n int, train bool) []float32 {
+	for _, l := range m.layers {
+		x = l.forward(x, n, train)
+	}
+	return x
+}
+
+// TrainBatch runs forward and backward on b in training mode and
+// overwrites Grads() with d(lossScale · Σᵢ lossᵢ)/d params. It returns the
+// sum of the per-sample losses (unscaled) and the number of samples whose
+// argmax output is their label.
+//
+// lossScale is 1/(global batch size): data-parallel ranks each pass their
+// sub-batch with the same scale and sum their gradients, so the result
+// does not depend on how the global batch was split. dropoutSeed fixes the
+// dropout masks of this call (the i-th dropout layer draws from
+// PCG(dropoutSeed, i)),
+// so a step replays bit for bit after a restart.
+//
+// It panics with an error wrapping ErrBadBatch when CheckBatch(b) fails.
+func (m *Model) TrainBatch(b Batch, lossScale float32, dropoutSeed uint64) (lossSum float64, correct int) {
+	m.mustCheck(b)
+	if b.N == 0 {
+		clear(m.grads)
+		return 0, 0
+	}
+	for i, d := range m.dropouts {
+		d.seed(dropoutSeed, uint64(i))
+	}
+	logits := m.forward(b.X, b.N, true)
+	m.dlogits = grow(m.dlogits, len(logits))
+	lossSum, correct = m.lossRows(logits, b, 0, b.N, lossScale, m.dlogits)
+	dy := m.dlogits
+	for i := len(m.layers) - 1; i >= 0; i-- {
+		dy = m.layers[i].backward(dy, b.N, i > 0 || m.keepInputGrad)
+	}
+	m.inputGrad = dy
+	return lossSum, correct
+}
+
+// Evaluate runs inference (dropout off) over b in chunks of at most chunk
+// samples (all at once when chunk <= 0) and returns the summed loss and the
+// number of correct predictions. Scratch memory grows with the chunk size
+// and is kept for later calls. It leaves Grads() alone and panics like
+// TrainBatch on a malformed batch.
+func (m *Model) Evaluate(b Batch, chunk int) (lossSum float64, correct int) {
+	m.mustCheck(b)
+	if chunk <= 0 {
+		chunk = max(b.N, 1)
+	}
+	for first := 0; first < b.N; first += chunk {
+		n := min(chunk, b.N-first)
+		logits := m.forward(b.X[first*m.inSize:(first+n)*m.inSize], n, false)
+		l, c := m.lossRows(logits, b, first, n, 0, nil)
+		lossSum += l
+		correct += c
+	}
+	return lossSum, correct
+}
+
+// Predict returns the logits of n samples x (n×InputSize) in inference
+// mode, as a new n×OutputSize tensor the caller owns. It panics with an
+// error wrapping ErrBadBatch when len(x) != n·InputSize.
+func (m *Model) Predict(x []float32, n int) *Tensor {
+	if n < 0 || len(x) != n*m.inSize {
+		panic(fmt.Errorf("%w: Predict got %d values for %d samples of %d", ErrBadBatch, len(x), n, m.inSize))
+	}
+	t := NewTensor(n, m.outSize)
+	if n > 0 {
+		copy(t.Data, m.forward(x, n, false))
+	}
+	return t
+}

@@ -1,0 +1,51 @@
+package optim
+
+import "math"
+
+// adam is Adam with bias correction, and AdamW when decoupled is set:
+//
+//	p = p*(1 - lr*wd)          (adamw only)
+//	g = grad + wd*p            (adam only: L2)
+//	m = b1*m + (1-b1)*g
+//	v = b2*v + (1-b2)*g*g
+//	p = p - lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
+type adam struct {
+	core
+	beta1, beta2, epsilon float64
+	weightDecay           float64
+	decoupled             bool
+}
+
+func newAdam(cfg Config, n int) *adam {
+	return &adam{
+		core:  newCore(cfg, n, 2),
+		beta1: cfg.Beta1, beta2: cfg.Beta2, epsilon: cfg.Epsilon,
+		weightDecay: cfg.WeightDecay,
+		decoupled:   cfg.Name == AdamW,
+	}
+}
+
+func (o *adam) Step(params, grads []float32, lr float64) {
+	t := float64(o.begin(params, grads))
+	// One of the two decays is the identity: decay = 1 for adam, l2 = 0 for adamw.
+	decay, l2 := float32(1), float32(o.weightDecay)
+	if o.decoupled {
+		decay, l2 = float32(1-lr*o.weightDecay), 0
+	}
+	stepSize := float32(lr / (1 - math.Pow(o.beta1, t)))
+	invSqrtCorrection2 := float32(1 / math.Sqrt(1-math.Pow(o.beta2, t)))
+	b1, c1 := float32(o.beta1), float32(1-o.beta1)
+	b2, c2 := float32(o.beta2), float32(1-o.beta2)
+	eps := float32(o.epsilon)
+	m, v := o.buffers[0][:len(grads)], o.buffers[1][:len(grads)]
+	params = params[:len(grads)]
+	for i, g := range grads {
+		p := params[i]
+		g += l2 * p
+		mi := b1*m[i] + c1*g
+		vi := b2*v[i] + c2*g*g
+		m[i], v[i] = mi, vi
+		denom := float32(math.Sqrt(float64(vi)))*invSqrtCorrection2 + eps
+		params[i] = p*decay - stepSize*mi/denom
+	}
+}

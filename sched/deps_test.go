@@ -1,0 +1,103 @@
+package sched
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// stdlibBans are standard packages a pure core must not import directly:
+// its decisions must not depend on the clock, the network, files or logs.
+// Transitive use is fine (fmt imports os without doing I/O for us).
+var stdlibBans = map[string]string{
+	"net":       "the pure core does no network I/O; cluster/ does",
+	"net/http":  "the pure core does no network I/O; actors/ serves HTTP",
+	"os":        "the pure core does no file or process I/O",
+	"os/exec":   "the pure core starts no processes",
+	"os/signal": "signals are the shell's concern",
+	"syscall":   "the pure core makes no system calls",
+	"time":      "time is counted in steps and ticks; a clock would make decisions non-deterministic",
+	"log":       "the pure core returns values; the shell logs them",
+	"log/slog":  "the pure core returns values; the shell logs them",
+}
+
+// shellDeps are modules and packages no pure package may reach even
+// transitively: they belong to the shell that drives it.
+var shellDeps = map[string]string{
+	"github.com/asynkron/protoactor-go": "actors are the shell; the core is driven by them, not built on them",
+	"github.com/hashicorp/memberlist":   "membership reaches the core as plain events from cluster/",
+	"github.com/troupe-ml/troupe":       "this package sits at the bottom of its layer and imports nothing of troupe",
+}
+
+// layers lists, per pure package, the imports it must not have.
+var layers = []struct {
+	pkg string
+	// BadDeps are forbidden anywhere in the dependency graph: package or
+	// module path prefix => why.
+	BadDeps map[string]string
+	// BadImports are forbidden as direct imports: package => why.
+	BadImports map[string]string
+}{
+	{"github.com/troupe-ml/troupe/sched", shellDeps, stdlibBans},
+	{"github.com/troupe-ml/troupe/compute/optim", shellDeps, stdlibBans},
+}
+
+// covers reports whether pkg is path or lies under it.
+func covers(path, pkg string) bool {
+	return pkg == path || strings.HasPrefix(pkg, path+"/")
+}
+
+func goList(t *testing.T, args ...string) []string {
+	t.Helper()
+	out, err := exec.Command("go", append([]string{"list"}, args...)...).Output()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			t.Fatalf("go list %v: %v\n%s", args, err, ee.Stderr)
+		}
+		t.Fatalf("go list %v: %v", args, err)
+	}
+	return strings.Fields(string(out))
+}
+
+// TestLayering enforces DESIGN.md's "sched/ ... may import nothing of troupe
+// but plain types" and the purity of compute/optim.
+func TestLayering(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("go command not found:", err)
+	}
+	for _, layer := range layers {
+		for _, dep := range goList(t, "-deps", layer.pkg) {
+			if dep == layer.pkg {
+				continue
+			}
+			for banned, why := range layer.BadDeps {
+				if covers(banned, dep) {
+					t.Errorf("%s depends on %s: %s", layer.pkg, dep, why)
+				}
+			}
+		}
+		for _, imp := range goList(t, "-f", `{{join .Imports " "}}`, layer.pkg) {
+			if why, ok := layer.BadImports[imp]; ok {
+				t.Errorf("%s imports %s: %s", layer.pkg, imp, why)
+			}
+		}
+	}
+}
+
+func TestCovers(t *testing.T) {
+	tests := []struct {
+		path, pkg string
+		want      bool
+	}{
+		{"github.com/hashicorp/memberlist", "github.com/hashicorp/memberlist", true},
+		{"github.com/troupe-ml/troupe", "github.com/troupe-ml/troupe/actors", true},
+		{"github.com/troupe-ml/troupe", "github.com/troupe-ml/trouperx", false},
+		{"net", "net/http", true},
+		{"net", "netip", false},
+	}
+	for _, tc := range tests {
+		if got := covers(tc.path, tc.pkg); got != tc.want {
+			t.Errorf("covers(%q, %q) = %v, want %v", tc.path, tc.pkg, got, tc.want)
+		}
+	}
+}
