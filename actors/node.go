@@ -25,9 +25,10 @@ type Options struct {
 	OnCheckpoint func(*SnapshotSaved) // after every checkpoint write, failed or not
 	OnStart      func(Start)          // once, when training is about to begin
 
-	// readerFault and onBatch are test hooks: a fault injected into the ShardReader, and a
-	// look at every batch the Worker accepts.
+	// readerFault, workerFault and onBatch are test hooks: faults injected into the
+	// ShardReader and the Worker, and a look at every batch the Worker accepts.
 	readerFault func(step int64) bool
+	workerFault func(step int64) bool
 	onBatch     func(*BatchReady)
 }
 
@@ -328,7 +329,7 @@ func (n *node) spawn(ctx actor.Context) {
 		norm: data.Normalize{Mean: n.job.Data.Mean, Std: n.job.Data.Std}, fault: n.opts.readerFault}
 	n.reader = n.spawnRole(ctx, "reader", func() actor.Actor { return newShardReader(rc, n.cursor) })
 	n.worker = n.spawnRole(ctx, "worker", func() actor.Actor {
-		return &worker{r: n.rep, reader: n.reader, aggregator: agg, ckpter: n.ckpter, onBatch: n.opts.onBatch}
+		return &worker{r: n.rep, reader: n.reader, aggregator: agg, ckpter: n.ckpter, onBatch: n.opts.onBatch, fault: n.opts.workerFault}
 	})
 	n.startedAt = time.Now()
 	ctx.Send(n.worker, startTraining{})

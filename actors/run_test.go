@@ -2,10 +2,12 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -249,4 +251,42 @@ func mustStore(t *testing.T, dir string) checkpoint.Store {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// DESIGN: "a Worker failure restarts it from the last in-memory state". The restarted Worker
+// replays the step it failed in, and the run is the run without the fault.
+func TestWorkerPanicRestartsFromReplica(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	job := smallJob(t)
+	job.Checkpoint.Dir = ""
+	want := mustRun(t, context.Background(), job, Options{})
+	var once sync.Once
+	got := mustRun(t, context.Background(), job, Options{workerFault: func(step int64) bool {
+		fire := false
+		if step == 11 {
+			once.Do(func() { fire = true })
+		}
+		return fire
+	}})
+	if got.Restarts["worker"] != 1 {
+		t.Fatalf("worker restarts %d, want 1", got.Restarts["worker"])
+	}
+	if !sameBits(got.Losses, want.Losses) || got.TestAccuracy != want.TestAccuracy {
+		t.Fatal("the run after a worker restart differs from the run without it")
+	}
+}
+
+// A Worker that fails on every attempt exhausts its policy and ends the run with an error
+// naming it, instead of spinning or hanging.
+func TestWorkerThatKeepsFailingEndsTheRun(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	job := smallJob(t)
+	job.Checkpoint.Dir = ""
+	res, err := Run(context.Background(), job, Options{workerFault: func(step int64) bool { return step == 3 }})
+	if !errors.Is(err, ErrActorFailed) || !strings.Contains(err.Error(), "worker") {
+		t.Fatalf("err %v, want ErrActorFailed naming the worker", err)
+	}
+	if res == nil || res.Restarts["worker"] != policies["worker"].maxRestarts || res.Steps != 3 {
+		t.Fatalf("result %+v: want %d worker restarts and 3 steps applied", res, policies["worker"].maxRestarts)
+	}
 }

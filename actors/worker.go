@@ -115,6 +115,7 @@ type worker struct {
 	reader, aggregator, ckpter *actor.PID // ckpter is nil without checkpoints
 	waiting                    int64      // the step whose answer is awaited; -1 when idle
 	onBatch                    func(*BatchReady)
+	fault                      func(step int64) bool // panics the worker when it says so (tests)
 }
 
 // Receive: startTraining, BatchReady, Reduced, stopTraining. A restarted incarnation asks
@@ -134,6 +135,9 @@ func (w *worker) Receive(ctx actor.Context) {
 	case *BatchReady:
 		if msg.Step != w.r.step || msg.Step != w.waiting {
 			return // an answer to a request of a previous incarnation
+		}
+		if w.fault != nil && w.fault(msg.Step) {
+			panic(fmt.Sprintf("injected fault in step %d", msg.Step))
 		}
 		if w.onBatch != nil {
 			w.onBatch(msg)

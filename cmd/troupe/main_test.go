@@ -138,7 +138,7 @@ func buildTroupe(t *testing.T) string {
 	return bin
 }
 
-// newestStep polls the checkpoint directory for its newest committed checkpoint.
+// newestStep is the step of the newest committed checkpoint in dir, or -1.
 func newestStep(t *testing.T, dir string) int64 {
 	t.Helper()
 	store, err := checkpoint.NewDirStore(dir)
@@ -146,10 +146,16 @@ func newestStep(t *testing.T, dir string) int64 {
 		return -1
 	}
 	infos, err := checkpoint.NewManager(store, 1000).List()
-	if err != nil || len(infos) == 0 {
+	if err != nil {
 		return -1
 	}
-	return infos[len(infos)-1].Step
+	newest := int64(-1)
+	for _, info := range infos {
+		if info.Committed {
+			newest = max(newest, info.Step)
+		}
+	}
+	return newest
 }
 
 // A node killed with SIGKILL loses only the steps after its last checkpoint: --resume goes on

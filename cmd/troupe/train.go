@@ -17,29 +17,24 @@ import (
 	"github.com/troupe-ml/troupe/actors"
 )
 
-// trainFlags are the command-line overrides of a job file. A flag the user did not set leaves
-// the job's value alone.
+// trainFlags are the command line's own settings; the flags that override the job file live
+// in overrides, applied only when the user set them.
 type trainFlags struct {
-	epochs          int
-	batchSize       int
-	maxSteps        int64
-	lr              float64
-	seed            uint64
-	dataDir         string
-	trainLimit      int
-	testLimit       int
-	validation      int
-	checkpointDir   string
-	checkpointEvery int
-	keep            int
-	noCheckpoint    bool
-	resume          bool
+	noCheckpoint bool
+	json         bool
+	lossLog      string
+	progress     string
+	logEvery     int
+	verbose      bool
 
-	json     bool
-	lossLog  string
-	progress string
-	logEvery int
-	verbose  bool
+	overrides map[string]func(*actors.Job) // flag name -> write its value into the job
+}
+
+// override defines a flag whose value, when the user sets it, replaces one field of the job.
+func override[T any](f *trainFlags, define func(*T, string, T, string), name, usage string, field func(*actors.Job) *T) {
+	var v T
+	define(&v, name, v, usage)
+	f.overrides[name] = func(j *actors.Job) { *field(j) = v }
 }
 
 func newTrainCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -66,20 +61,21 @@ and checkpointer, a world of one. Without a job file it trains the default MNIST
 		},
 	}
 	fl := cmd.Flags()
-	fl.IntVar(&f.epochs, "epochs", 0, "number of epochs")
-	fl.IntVar(&f.batchSize, "batch-size", 0, "global batch size (samples per step)")
-	fl.Int64Var(&f.maxSteps, "max-steps", 0, "stop after this many steps in all (0: run every epoch)")
-	fl.Float64Var(&f.lr, "lr", 0, "base learning rate")
-	fl.Uint64Var(&f.seed, "seed", 0, "seed of initialization, data order and dropout")
-	fl.StringVar(&f.dataDir, "data-dir", "", "folder of the MNIST IDX files (default: $TROUPE_MNIST_DIR, then the Go module cache)")
-	fl.IntVar(&f.trainLimit, "train-limit", 0, "train on the first N samples only")
-	fl.IntVar(&f.testLimit, "test-limit", 0, "test on the first N samples only")
-	fl.IntVar(&f.validation, "validation", 0, "hold out the last N training samples for validation")
-	fl.StringVar(&f.checkpointDir, "checkpoint-dir", "", "checkpoint directory")
-	fl.IntVar(&f.checkpointEvery, "checkpoint-every", 0, "write a checkpoint every N steps")
-	fl.IntVar(&f.keep, "keep", 0, "committed checkpoints to keep")
+	f.overrides = map[string]func(*actors.Job){}
+	override(&f, fl.IntVar, "epochs", "number of epochs", func(j *actors.Job) *int { return &j.Train.Epochs })
+	override(&f, fl.IntVar, "batch-size", "global batch size (samples per step)", func(j *actors.Job) *int { return &j.Train.BatchSize })
+	override(&f, fl.Int64Var, "max-steps", "stop after this many steps in all (0: run every epoch)", func(j *actors.Job) *int64 { return &j.Train.MaxSteps })
+	override(&f, fl.Float64Var, "lr", "base learning rate", func(j *actors.Job) *float64 { return &j.Optimizer.LR })
+	override(&f, fl.Uint64Var, "seed", "seed of initialization, data order and dropout", func(j *actors.Job) *uint64 { return &j.Seed })
+	override(&f, fl.StringVar, "data-dir", "folder of the MNIST IDX files (default: $TROUPE_MNIST_DIR, then the Go module cache)", func(j *actors.Job) *string { return &j.Data.Dir })
+	override(&f, fl.IntVar, "train-limit", "train on the first N samples only", func(j *actors.Job) *int { return &j.Data.TrainLimit })
+	override(&f, fl.IntVar, "test-limit", "test on the first N samples only", func(j *actors.Job) *int { return &j.Data.TestLimit })
+	override(&f, fl.IntVar, "validation", "hold out the last N training samples for validation", func(j *actors.Job) *int { return &j.Data.Validation })
+	override(&f, fl.StringVar, "checkpoint-dir", "checkpoint directory", func(j *actors.Job) *string { return &j.Checkpoint.Dir })
+	override(&f, fl.IntVar, "checkpoint-every", "write a checkpoint every N steps", func(j *actors.Job) *int { return &j.Checkpoint.EverySteps })
+	override(&f, fl.IntVar, "keep", "committed checkpoints to keep", func(j *actors.Job) *int { return &j.Checkpoint.Keep })
+	override(&f, fl.BoolVar, "resume", "continue from the newest valid checkpoint", func(j *actors.Job) *bool { return &j.Checkpoint.Resume })
 	fl.BoolVar(&f.noCheckpoint, "no-checkpoint", false, "write no checkpoints")
-	fl.BoolVar(&f.resume, "resume", false, "continue from the newest valid checkpoint")
 	fl.BoolVar(&f.json, "json", false, "print one JSON object with the results on stdout at the end")
 	fl.StringVar(&f.lossLog, "loss-log", "", "write every step's loss to this file (step,loss)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress display: auto (a bar on a terminal, else lines), bar, lines, none")
@@ -90,51 +86,16 @@ and checkpointer, a world of one. Without a job file it trains the default MNIST
 
 // apply writes the flags the user set over the job and validates the result.
 func (f *trainFlags) apply(cmd *cobra.Command, job *actors.Job) error {
-	set := cmd.Flags().Changed
-	if set("epochs") {
-		job.Train.Epochs = f.epochs
-	}
-	if set("batch-size") {
-		job.Train.BatchSize = f.batchSize
-	}
-	if set("max-steps") {
-		job.Train.MaxSteps = f.maxSteps
-	}
-	if set("lr") {
-		job.Optimizer.LR = f.lr
-	}
-	if set("seed") {
-		job.Seed = f.seed
-	}
-	if set("data-dir") {
-		job.Data.Dir = f.dataDir
-	}
-	if set("train-limit") {
-		job.Data.TrainLimit = f.trainLimit
-	}
-	if set("test-limit") {
-		job.Data.TestLimit = f.testLimit
-	}
-	if set("validation") {
-		job.Data.Validation = f.validation
-	}
-	if set("checkpoint-dir") {
-		job.Checkpoint.Dir = f.checkpointDir
-	}
-	if set("checkpoint-every") {
-		job.Checkpoint.EverySteps = f.checkpointEvery
-	}
-	if set("keep") {
-		job.Checkpoint.Keep = f.keep
+	for name, apply := range f.overrides {
+		if cmd.Flags().Changed(name) {
+			apply(job)
+		}
 	}
 	if f.noCheckpoint {
-		if f.resume {
+		if job.Checkpoint.Resume {
 			return errors.New("--resume and --no-checkpoint contradict each other")
 		}
 		job.Checkpoint.Dir = ""
-	}
-	if set("resume") {
-		job.Checkpoint.Resume = f.resume
 	}
 	switch f.progress {
 	case "auto", "bar", "lines", "none":
