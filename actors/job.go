@@ -69,6 +69,10 @@ type CheckpointSpec struct {
 	Keep int `yaml:"keep,omitempty" json:"keep,omitempty"`
 	// Resume continues from the newest valid checkpoint in Dir when there is one.
 	Resume bool `yaml:"resume,omitempty" json:"resume,omitempty"`
+	// Overwrite lets a fresh run replace the checkpoints of an unfinished earlier run in Dir.
+	// Without it such a run is refused, so that forgetting --resume never destroys work; the
+	// checkpoints of a finished run are replaced either way.
+	Overwrite bool `yaml:"overwrite,omitempty" json:"overwrite,omitempty"`
 }
 
 // DefaultJob is the embedded default: the MNIST MLP 784-512-512-10 (ReLU) trained with Adam.

@@ -100,7 +100,11 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 			return nil, fmt.Errorf("checkpoint dir: %w", err)
 		}
 		manager = checkpoint.NewManager(store, job.Checkpoint.Keep)
-		if job.Checkpoint.Resume {
+		if !job.Checkpoint.Resume {
+			if err := clearEarlierRun(manager, job, log); err != nil {
+				return nil, err
+			}
+		} else {
 			snap, name, skipped, err := manager.LoadLatest()
 			start.Skipped = skipped
 			for _, s := range skipped {
@@ -151,6 +155,29 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 		return res, n.failure
 	}
 	return res, nil
+}
+
+// ErrUnfinishedRun refuses to start afresh over the checkpoints of a run that did not finish.
+var ErrUnfinishedRun = errors.New("actors: the checkpoint directory holds an unfinished run")
+
+// clearEarlierRun empties the checkpoint directory for a fresh run. The checkpoints of a finished
+// run go; those of an unfinished one stay unless the job says to overwrite them.
+func clearEarlierRun(m *checkpoint.Manager, job Job, log *slog.Logger) error {
+	snap, name, _, err := m.LoadLatest()
+	switch {
+	case errors.Is(err, checkpoint.ErrNoCheckpoint):
+	case err != nil:
+		return fmt.Errorf("checkpoint dir: %w", err)
+	case snap.Meta[metaFinal] != "true" && !job.Checkpoint.Overwrite:
+		return fmt.Errorf("%w: %s is at step %d of job %q in %s; --resume continues it, --overwrite starts afresh and deletes it, --checkpoint-dir picks another directory",
+			ErrUnfinishedRun, name, snap.Step, snap.Meta["job"], job.Checkpoint.Dir)
+	default:
+		log.Info("starting afresh: replacing the checkpoints of an earlier run", "dir", job.Checkpoint.Dir, "newest", name)
+	}
+	if err := m.Clear(); err != nil {
+		return fmt.Errorf("checkpoint dir: %w", err)
+	}
+	return nil
 }
 
 // loadData finds and reads the job's data set and cuts it as the job says.

@@ -290,3 +290,46 @@ func TestWorkerThatKeepsFailingEndsTheRun(t *testing.T) {
 		t.Fatalf("result %+v: want %d worker restarts and 3 steps applied", res, policies["worker"].maxRestarts)
 	}
 }
+
+// A fresh run replaces a finished run's checkpoints, so --resume can never pick up the earlier
+// run's later steps; it refuses to replace an unfinished run's unless told to overwrite.
+func TestFreshRunOverEarlierCheckpoints(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	job := smallJob(t)
+	newest := func() int64 {
+		infos, err := checkpoint.NewManager(mustStore(t, job.Checkpoint.Dir), 0).List()
+		if err != nil || len(infos) == 0 {
+			t.Fatalf("checkpoints: %v %v", infos, err)
+		}
+		return infos[len(infos)-1].Step
+	}
+	job.Train.MaxSteps = 30
+	mustRun(t, context.Background(), job, Options{})
+	job.Train.MaxSteps = 15
+	mustRun(t, context.Background(), job, Options{})
+	if got := newest(); got != 15 {
+		t.Fatalf("newest checkpoint at step %d after a finished run was replaced by one of 15 steps", got)
+	}
+
+	job.Train.MaxSteps = 0
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	mustRun(t, ctx, job, Options{OnStep: func(s *StepDone) {
+		if s.Step == 4 {
+			cancel()
+		}
+	}})
+	interruptedAt := newest()
+	if _, err := Run(context.Background(), job, Options{}); !errors.Is(err, ErrUnfinishedRun) {
+		t.Fatalf("fresh run over an unfinished one: err %v, want ErrUnfinishedRun", err)
+	}
+	if newest() != interruptedAt {
+		t.Fatal("the refused run touched the unfinished run's checkpoints")
+	}
+	job.Checkpoint.Overwrite = true
+	job.Train.MaxSteps = 3
+	mustRun(t, context.Background(), job, Options{})
+	if got := newest(); got != 3 {
+		t.Fatalf("newest checkpoint at step %d after overwriting, want 3", got)
+	}
+}

@@ -66,6 +66,9 @@ func (r *replica) snapshot() *checkpoint.Snapshot {
 	}
 }
 
+// metaFinal marks the snapshot a run writes when it has finished (not when interrupted).
+const metaFinal = "final"
+
 // restore loads a checkpoint into the replica after checking that it belongs to this job.
 func (r *replica) restore(s *checkpoint.Snapshot) error {
 	if fp := s.Meta["fingerprint"]; fp != r.job.Fingerprint() {
@@ -246,7 +249,13 @@ func (w *worker) save(ctx actor.Context) {
 // some, evaluates the test set and reports the end of the run.
 func (w *worker) finish(ctx actor.Context, interrupted, stoppedEarly bool) {
 	w.r.running = false
-	w.save(ctx)
+	if w.ckpter != nil {
+		snap := w.r.snapshot()
+		if !interrupted {
+			snap.Meta[metaFinal] = "true"
+		}
+		ctx.Send(w.ckpter, &SaveSnapshot{Stamp: Stamp{Step: w.r.step}, Snapshot: snap})
+	}
 	done := &TrainingDone{Stamp: Stamp{Step: w.r.step}, Interrupted: interrupted, StoppedEarly: stoppedEarly}
 	if w.r.stopper != nil && !interrupted {
 		if epoch, _, best, ok := w.r.stopper.Best(); ok {

@@ -229,6 +229,21 @@ func (m *Manager) deleteFolder(f *folder) error {
 	return nil
 }
 
+// Clear deletes every checkpoint folder in the store, committed or not, each manifest first.
+// A run that starts afresh in a directory of an earlier one calls it, so that the earlier run's
+// newer steps can never be taken for its own.
+func (m *Manager) Clear() error {
+	folders, err := m.folders()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, f := range folders {
+		errs = append(errs, m.deleteFolder(f))
+	}
+	return errors.Join(errs...)
+}
+
 // List describes every checkpoint folder in the store, oldest first, from manifests alone.
 func (m *Manager) List() ([]Info, error) {
 	folders, err := m.folders()

@@ -442,3 +442,28 @@ func TestParseName(t *testing.T) {
 		}
 	}
 }
+
+func TestClearDeletesEveryCheckpoint(t *testing.T) {
+	store, _ := newDirStore(t)
+	if err := store.Put(Name(99)+"/params.bin", encodeVectors([]float32{1})); err != nil { // a torn one
+		t.Fatal(err)
+	}
+	if err := store.Put("notes.txt", []byte("not a checkpoint")); err != nil {
+		t.Fatal(err)
+	}
+	m := NewManager(store, 0)
+	for _, step := range []int64{10, 20} {
+		if _, err := m.Save(randomSnapshot(step, 4, 1, uint64(step)), saveTime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Clear(); err != nil {
+		t.Fatal(err)
+	}
+	if infos, err := m.List(); err != nil || len(infos) != 0 {
+		t.Fatalf("after Clear: %v, %v", infos, err)
+	}
+	if _, err := store.Get("notes.txt"); err != nil {
+		t.Fatalf("Clear deleted a file that is not a checkpoint: %v", err)
+	}
+}

@@ -75,6 +75,7 @@ and checkpointer, a world of one. Without a job file it trains the default MNIST
 	override(&f, fl.IntVar, "checkpoint-every", "write a checkpoint every N steps", func(j *actors.Job) *int { return &j.Checkpoint.EverySteps })
 	override(&f, fl.IntVar, "keep", "committed checkpoints to keep", func(j *actors.Job) *int { return &j.Checkpoint.Keep })
 	override(&f, fl.BoolVar, "resume", "continue from the newest valid checkpoint", func(j *actors.Job) *bool { return &j.Checkpoint.Resume })
+	override(&f, fl.BoolVar, "overwrite", "start afresh even over the checkpoints of an unfinished run", func(j *actors.Job) *bool { return &j.Checkpoint.Overwrite })
 	fl.BoolVar(&f.noCheckpoint, "no-checkpoint", false, "write no checkpoints")
 	fl.BoolVar(&f.json, "json", false, "print one JSON object with the results on stdout at the end")
 	fl.StringVar(&f.lossLog, "loss-log", "", "write every step's loss to this file (step,loss)")
