@@ -53,7 +53,7 @@ func (p *progress) start(s actors.Start) {
 	if p.mode != "bar" {
 		return
 	}
-	p.p = mpb.New(mpb.WithOutput(p.w), mpb.WithWidth(32), mpb.WithRefreshRate(150*time.Millisecond))
+	p.p = mpb.New(mpb.WithOutput(p.w), mpb.WithAutoRefresh(), mpb.WithWidth(32), mpb.WithRefreshRate(150*time.Millisecond))
 	p.bar = p.p.AddBar(s.TotalSteps,
 		mpb.PrependDecorators(
 			decor.Any(func(st decor.Statistics) string {
