@@ -125,9 +125,15 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 		}
 	}
 
-	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-		return slog.New(minLevel{log.Handler(), slog.LevelWarn}) // protoactor is chatty at info
-	}))
+	system := actor.NewActorSystem(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+			return slog.New(minLevel{log.Handler(), slog.LevelWarn}) // protoactor is chatty at info
+		}),
+		// Each dead letter (a message to an actor already stopped, as happens while a failed
+		// run winds down) starts a goroutine that lives one throttle interval. A short
+		// interval lets Run return with nothing of its own left running for long.
+		actor.WithDeadLetterThrottleInterval(50*time.Millisecond),
+	)
 	defer system.Shutdown()
 	outcome := make(chan *Result, 1)
 	n := &node{job: job, opts: opts, log: log, rep: rep, manager: manager, cursor: &readerCursor{}, outcome: outcome,
