@@ -4,7 +4,9 @@
 // The core object is a Ring: one rank's stream to the next rank and stream from the previous.
 // An Endpoint listens for the streams of each world and builds Rings (Connect); a Ring sums a
 // flat []float32 over the world in place (AllReduceSum): reduce-scatter, then all-gather, each
-// round's segment sent in chunks while the previous rank's is received and added.
+// round's segment sent in chunks while the previous rank's is received and added. Broadcast
+// copies one rank's vector to all, bit for bit, chunks flowing round the ring: the state
+// transfer that brings joiners and ranks behind to a new world's starting state.
 //
 // Why streams of their own: protoactor's remote carries protobuf messages through gRPC with a
 // per-message size limit and its own batching; measured throughput for large payloads was a

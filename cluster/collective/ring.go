@@ -46,6 +46,7 @@ const headerSize = 8 + 8 + 4 + 4 + 8 + 4
 const (
 	phaseReduceScatter = 1
 	phaseAllGather     = 2
+	phaseBroadcast     = 3
 )
 
 // segment returns the bounds of segment i when n floats are cut into size near-equal parts.
@@ -99,6 +100,60 @@ func (r *Ring) AllReduceSum(stamp Stamp, data []float32) error {
 		if err := r.exchange(stamp, phaseAllGather, round, data, send, recv, chunk, false); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// Broadcast copies root's data to every rank, bit for bit: the state transfer that brings
+// joiners and ranks behind to the world's starting state. Chunks travel the ring from root
+// onwards, each rank forwarding a chunk while it receives the next; the rank before root only
+// receives. data must have the same length on every rank.
+func (r *Ring) Broadcast(stamp Stamp, data []float32, root int) error {
+	if r.Size <= 1 {
+		return nil
+	}
+	if root < 0 || root >= r.Size {
+		return fmt.Errorf("%w: broadcast root %d of %d", ErrProtocol, root, r.Size)
+	}
+	chunk := r.ChunkFloats
+	if chunk <= 0 {
+		chunk = DefaultChunkFloats
+	}
+	receives := r.Rank != root
+	forwards := mod(r.Rank+1, r.Size) != root
+	forward := make(chan [2]int, 4) // chunk bounds received and ready to pass on
+	sent := make(chan error, 1)
+	go func() {
+		var hdr [headerSize]byte
+		var err error
+		for b := range forward {
+			if err != nil {
+				continue // drain: the receiver stops on its own error
+			}
+			putHeader(hdr[:], stamp, phaseBroadcast, 0, b[0], b[1]-b[0])
+			if _, err = r.Next.Write(hdr[:]); err == nil {
+				err = writeFloats(r.Next, data[b[0]:b[1]])
+			}
+		}
+		sent <- err
+	}()
+	var recvErr error
+	for off := 0; off < len(data) && recvErr == nil; off += chunk {
+		end := min(off+chunk, len(data))
+		if receives {
+			recvErr = r.receive(stamp, phaseBroadcast, 0, off, end-off, data, false)
+		}
+		if recvErr == nil && forwards {
+			forward <- [2]int{off, end}
+		}
+	}
+	close(forward)
+	sendErr := <-sent
+	if recvErr != nil {
+		return recvErr
+	}
+	if sendErr != nil {
+		return fmt.Errorf("collective: forward to rank %d: %w", mod(r.Rank+1, r.Size), sendErr)
 	}
 	return nil
 }

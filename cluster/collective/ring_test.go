@@ -242,3 +242,46 @@ func BenchmarkAllReduce(b *testing.B) {
 		}
 	}
 }
+
+// Broadcast is the state transfer: every rank ends with root's bits, -0 and NaN payloads included.
+func TestBroadcastCopiesRootBits(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	for _, tc := range []struct{ size, root, n, chunk int }{{2, 0, 10, 3}, {3, 2, 1000, 64}, {4, 1, 5, 1}, {5, 3, 70_001, 4096}} {
+		t.Run(fmt.Sprintf("ranks=%d/root=%d/n=%d", tc.size, tc.root, tc.n), func(t *testing.T) {
+			links, closeAll := world(t, tc.size, 2)
+			defer closeAll()
+			rng := rand.New(rand.NewPCG(7, uint64(tc.n)))
+			data := make([][]float32, tc.size)
+			for r := range data {
+				links[r].ChunkFloats = tc.chunk
+				data[r] = make([]float32, tc.n)
+				for i := range data[r] {
+					data[r][i] = float32(rng.NormFloat64())
+				}
+			}
+			want := data[tc.root]
+			want[0] = float32(math.Copysign(0, -1))
+			if tc.n > 1 {
+				want[1] = math.Float32frombits(0x7fc00123) // a NaN with a payload
+			}
+			want = append([]float32(nil), want...)
+			errs := make([]error, tc.size)
+			var wg sync.WaitGroup
+			for r, l := range links {
+				wg.Add(1)
+				go func() { defer wg.Done(); errs[r] = l.Broadcast(Stamp{Generation: 2, Step: 40}, data[r], tc.root) }()
+			}
+			wg.Wait()
+			if err := errors.Join(errs...); err != nil {
+				t.Fatal(err)
+			}
+			for r := range data {
+				for i := range want {
+					if math.Float32bits(data[r][i]) != math.Float32bits(want[i]) {
+						t.Fatalf("rank %d element %d: %x, want %x", r, i, math.Float32bits(data[r][i]), math.Float32bits(want[i]))
+					}
+				}
+			}
+		})
+	}
+}
