@@ -52,6 +52,9 @@ var layers = []struct {
 	// data and checkpoint do file I/O (that is their job) but know nothing of the layers around them.
 	{pkg: module + "/data", BadDeps: shellDeps},
 	{pkg: module + "/checkpoint", BadDeps: shellDeps},
+	// The wire format and the data plane know bytes and streams, not actors or the layers above.
+	{pkg: module + "/cluster/wire", BadDeps: shellDeps},
+	{pkg: module + "/cluster/collective", BadDeps: shellDeps},
 	{pkg: module + "/actors", BadDeps: map[string]string{module + "/cmd": "the command line drives the actors, not the reverse"}},
 }
 
