@@ -55,6 +55,12 @@ var layers = []struct {
 	// The wire format and the data plane know bytes and streams, not actors or the layers above.
 	{pkg: module + "/cluster/wire", BadDeps: shellDeps},
 	{pkg: module + "/cluster/collective", BadDeps: shellDeps},
+	// Membership turns gossip into plain events; it knows nothing of actors or training.
+	{pkg: module + "/cluster", BadDeps: map[string]string{
+		module + "/actors":  "cluster is below the actors: it hands them events",
+		module + "/compute": "membership has nothing to compute",
+		module + "/cmd":     "the command line drives the cluster, not the reverse",
+	}},
 	{pkg: module + "/actors", BadDeps: map[string]string{module + "/cmd": "the command line drives the actors, not the reverse"}},
 }
 
