@@ -55,6 +55,11 @@ var layers = []struct {
 	// The wire format and the data plane know bytes and streams, not actors or the layers above.
 	{pkg: module + "/cluster/wire", BadDeps: shellDeps},
 	{pkg: module + "/cluster/collective", BadDeps: shellDeps},
+	// The control-plane transport carries wire frames; it knows nothing of actors' roles or training.
+	{pkg: module + "/cluster/transport", BadDeps: map[string]string{
+		module + "/actors":  "transport is below the actors",
+		module + "/compute": "transport has nothing to compute",
+	}},
 	// Membership turns gossip into plain events; it knows nothing of actors or training.
 	{pkg: module + "/cluster", BadDeps: map[string]string{
 		module + "/actors":  "cluster is below the actors: it hands them events",

@@ -55,6 +55,13 @@ type Reduced struct {
 	Samples int
 }
 
+// ReduceFailed: Aggregator -> Worker -> Node. The world's reduction of Step broke (a rank's
+// stream failed); the step's update was not applied anywhere it failed.
+type ReduceFailed struct {
+	Stamp
+	Err error
+}
+
 // SaveSnapshot: Worker -> Checkpointer. A copy of the state after Step-1 was applied.
 type SaveSnapshot struct {
 	Stamp

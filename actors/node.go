@@ -10,6 +10,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/troupe-ml/troupe/checkpoint"
+	"github.com/troupe-ml/troupe/cluster/collective"
 	"github.com/troupe-ml/troupe/compute"
 	"github.com/troupe-ml/troupe/compute/optim"
 	"github.com/troupe-ml/troupe/data"
@@ -24,6 +25,9 @@ type Options struct {
 	OnEpoch      func(*EpochDone)     // after every epoch
 	OnCheckpoint func(*SnapshotSaved) // after every checkpoint write, failed or not
 	OnStart      func(Start)          // once, when training is about to begin
+
+	// World, when set, makes this process one rank of a fixed multi-process world.
+	World *StaticWorld
 
 	// readerFault, workerFault and onBatch are test hooks: faults injected into the
 	// ShardReader and the Worker, and a look at every batch the Worker accepts.
@@ -65,7 +69,12 @@ type Result struct {
 	Interrupted      bool
 	StoppedEarly     bool
 	BestEpoch        int
+	ParamsSHA256     string // digest of the final parameters (ParamsDigest)
 }
+
+// stopGrace is how long a cancelled run waits for the step in flight before it breaks off the
+// world's reduction.
+const stopGrace = 10 * time.Second
 
 // ErrActorFailed reports a role that kept failing after the restarts its policy allows.
 var ErrActorFailed = errors.New("actors: actor failed")
@@ -76,6 +85,9 @@ var ErrActorFailed = errors.New("actors: actor failed")
 func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 	began := time.Now()
 	if err := job.Validate(); err != nil {
+		return nil, err
+	}
+	if err := opts.World.validate(); err != nil {
 		return nil, err
 	}
 	log := opts.Logger
@@ -89,6 +101,18 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 	rep, err := newReplica(job, train, val, test)
 	if err != nil {
 		return nil, err
+	}
+	rep.rank, rep.ranks = opts.World.rank(), opts.World.size()
+	if opts.World != nil {
+		rep.generation = opts.World.Generation
+	}
+	var link *collective.Link
+	if rep.ranks > 1 {
+		w := opts.World
+		if link, err = w.Endpoint.Connect(ctx, w.Generation, w.Rank, w.Addrs); err != nil {
+			return nil, fmt.Errorf("join the world: %w", err)
+		}
+		defer link.Close()
 	}
 	start := Start{Job: job, Params: len(rep.model.Params()), TrainSamples: train.Len(),
 		StepsPerEpoch: rep.plan.StepsPerEpoch(), TotalSteps: rep.totalSteps}
@@ -136,7 +160,7 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 	)
 	defer system.Shutdown()
 	outcome := make(chan *Result, 1)
-	n := &node{job: job, opts: opts, log: log, rep: rep, manager: manager, cursor: &readerCursor{}, outcome: outcome,
+	n := &node{job: job, opts: opts, log: log, rep: rep, manager: manager, link: link, cursor: &readerCursor{}, outcome: outcome,
 		res: &Result{Job: job.Name, StartStep: rep.step, ResumedFrom: start.ResumedFrom, Skipped: start.Skipped, Restarts: map[string]int{}}}
 	if opts.OnStart != nil {
 		opts.OnStart(start)
@@ -150,10 +174,19 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 	case res = <-outcome:
 	case <-ctx.Done():
 		system.Root.Send(pid, stopTraining{})
-		res = <-outcome
+		select {
+		case res = <-outcome:
+		case <-time.After(stopGrace):
+			// A reduction still waits for ranks that are not coming: break it off.
+			if link != nil {
+				link.Close()
+			}
+			res = <-outcome
+		}
 	}
 	_ = system.Root.StopFuture(pid).Wait()
 	res.WallSeconds = time.Since(began).Seconds()
+	res.ParamsSHA256 = ParamsDigest(rep.model.Params())
 	if res.TrainSeconds > 0 {
 		res.SamplesPerSecond = float64(res.Samples) / res.TrainSeconds
 	}
@@ -296,6 +329,7 @@ type node struct {
 	log     *slog.Logger
 	rep     *replica
 	manager *checkpoint.Manager
+	link    *collective.Link // nil in a world of one
 	cursor  *readerCursor
 	outcome chan<- *Result
 
@@ -344,6 +378,8 @@ func (n *node) Receive(ctx actor.Context) {
 		}
 	case *TrainingDone:
 		n.trainingDone(ctx, msg)
+	case *ReduceFailed:
+		n.fail(ctx, fmt.Errorf("step %d: %w", msg.Step, msg.Err))
 	case *actor.Terminated:
 		n.terminated(ctx, msg)
 	}
@@ -357,8 +393,8 @@ func (n *node) spawn(ctx actor.Context) {
 	if n.manager != nil {
 		n.ckpter = n.spawnRole(ctx, "checkpointer", func() actor.Actor { return &checkpointer{manager: n.manager, now: time.Now} })
 	}
-	agg := n.spawnRole(ctx, "aggregator", func() actor.Actor { return &aggregator{} })
-	rc := readerConfig{set: n.rep.trainSet, plan: n.rep.plan, ranks: 1, rank: 0, prefetch: n.job.Data.Prefetch,
+	agg := n.spawnRole(ctx, "aggregator", func() actor.Actor { return &aggregator{link: n.link, generation: n.rep.generation} })
+	rc := readerConfig{set: n.rep.trainSet, plan: n.rep.plan, ranks: n.rep.ranks, rank: n.rep.rank, prefetch: n.job.Data.Prefetch,
 		norm: data.Normalize{Mean: n.job.Data.Mean, Std: n.job.Data.Std}, fault: n.opts.readerFault}
 	n.reader = n.spawnRole(ctx, "reader", func() actor.Actor { return newShardReader(rc, n.cursor) })
 	n.worker = n.spawnRole(ctx, "worker", func() actor.Actor {

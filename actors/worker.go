@@ -21,9 +21,11 @@ import (
 type replica struct {
 	job        Job
 	plan       sched.SamplePlan
-	totalSteps int64 // the run stops here: every epoch, or train.max_steps
-	spanSteps  int64 // the learning-rate schedule spans every epoch, whatever max_steps says
-	rank       int
+	totalSteps int64  // the run stops here: every epoch, or train.max_steps
+	spanSteps  int64  // the learning-rate schedule spans every epoch, whatever max_steps says
+	generation uint64 // the world this replica trains in: every request carries it
+	rank       int    // this process's place in the world
+	ranks      int    // the world's size
 
 	model   *compute.Model
 	opt     optim.Optimizer
@@ -149,6 +151,11 @@ func (w *worker) Receive(ctx actor.Context) {
 		scale := 1 / float32(w.r.globalBatchLen(msg.Step))
 		lossSum, correct := w.r.model.TrainBatch(msg.Batch, scale, w.r.dropoutSeed(msg.Step))
 		ctx.Request(w.aggregator, &AllReduce{Stamp: msg.Stamp, Grads: w.r.model.Grads(), LossSum: lossSum, Correct: correct, Samples: msg.Batch.N})
+	case *ReduceFailed:
+		if msg.Step == w.waiting {
+			w.waiting = -1
+			ctx.Send(ctx.Parent(), msg) // a static world cannot go on without a rank
+		}
 	case *Reduced:
 		if msg.Step != w.r.step || msg.Step != w.waiting {
 			return
@@ -169,7 +176,7 @@ func (w *worker) next(ctx actor.Context) {
 		return
 	}
 	w.waiting = w.r.step
-	ctx.Request(w.reader, &BatchRequest{Stamp: Stamp{Step: w.r.step}})
+	ctx.Request(w.reader, &BatchRequest{Stamp: Stamp{Generation: w.r.generation, Step: w.r.step}})
 }
 
 // apply is one optimizer step with the world's gradient: schedule, then the update (which
