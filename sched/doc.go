@@ -3,6 +3,14 @@
 // returns, the way etcd's raft separates its state machine from the node
 // that drives it.
 //
+// Its second piece is the world protocol (world.go, node.go): Node, a pure
+// state machine per node that decides, with its peers, the chain of worlds
+// (generation, members in rank order, coordinator, start step) through one
+// Paxos instance per generation. Events in (membership, ticks, StepDone,
+// peer messages), a Ready out (messages to send, the adopted world, a state
+// transfer to fetch, paused/out). world.go's comment states the protocol and
+// why it departs from a single-round ack.
+//
 // Its first piece is the sample plan: which training samples every
 // step of the run consumes, and which rank of the current world reads which
 // of them.

@@ -1,0 +1,341 @@
+package sched
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// fleet is a simulated network of Nodes with the shell around them played by
+// the test: membership events, message delivery, state transfers and training
+// steps. It checks the protocol's invariants on every output. Without a rng it
+// delivers in FIFO order and loses nothing, for scripted tests.
+type fleet struct {
+	t       testing.TB
+	nodes   map[NodeID]*Node
+	ids     []NodeID // creation order
+	dead    map[NodeID]bool
+	side    map[NodeID]int // partition side
+	queue   []Message
+	replica map[NodeID]*replica
+	plan    SamplePlan
+
+	rng      *rand.Rand
+	dropRate float64
+
+	commits       map[uint64]World // every world ever adopted, by generation
+	maxTrainedGen uint64
+	steps         int // steps completed fleet-wide
+	minNodes      int
+}
+
+// replica is the training state a node holds: the steps applied, in order.
+// Applying or copying it is what the shell does; the Node only sees events.
+type replica struct {
+	cursor  int64
+	gen     uint64  // world that applied the last step
+	history []int64 // shared, never modified in place
+}
+
+func newFleet(t testing.TB, rng *rand.Rand) *fleet {
+	return &fleet{
+		t: t, nodes: map[NodeID]*Node{}, dead: map[NodeID]bool{}, side: map[NodeID]int{},
+		replica: map[NodeID]*replica{}, commits: map[uint64]World{}, rng: rng,
+		plan: SamplePlan{Seed: 3, NumSamples: 10, GlobalBatch: 3},
+	}
+}
+
+func (f *fleet) alive() []NodeID {
+	var out []NodeID
+	for _, id := range f.ids {
+		if !f.dead[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// spawn starts a node and introduces it to every alive node it can reach.
+func (f *fleet) spawn(id NodeID, genesis bool) {
+	if _, ok := f.nodes[id]; ok {
+		f.t.Fatalf("node %s exists", id)
+	}
+	n, err := NewNode(Config{ID: id, Genesis: genesis, MinNodes: max(f.minNodes, 1), ProposeTimeoutTicks: 5, JoinRetryTicks: 5})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.nodes[id] = n
+	f.ids = append(f.ids, id)
+	f.replica[id] = &replica{}
+	for _, other := range f.alive() {
+		if other != id && f.connected(id, other) {
+			n.Step(MemberJoined{ID: other})
+			f.nodes[other].Step(MemberJoined{ID: id})
+		}
+	}
+	if !genesis {
+		n.Step(JoinerReady{ID: id})
+	}
+}
+
+func (f *fleet) connected(a, b NodeID) bool {
+	return !f.dead[a] && !f.dead[b] && f.side[a] == f.side[b]
+}
+
+// crash kills id; every node that could see it is told it failed (or left).
+func (f *fleet) crash(id NodeID, leave bool) {
+	if f.dead[id] {
+		return
+	}
+	for _, other := range f.alive() {
+		if other != id && f.connected(id, other) {
+			if leave {
+				f.nodes[other].Step(MemberLeft{ID: id})
+			} else {
+				f.nodes[other].Step(MemberFailed{ID: id})
+			}
+		}
+	}
+	f.dead[id] = true
+}
+
+// partition puts each group on its own side; nodes not named keep side 0.
+func (f *fleet) partition(groups [][]NodeID) {
+	f.heal()
+	for i, g := range groups {
+		for _, id := range g {
+			f.side[id] = i + 1
+		}
+	}
+	f.membershipAcross(func(n *Node, other NodeID) { n.Step(MemberFailed{ID: other}) }, true)
+}
+
+func (f *fleet) heal() {
+	f.membershipAcross(func(n *Node, other NodeID) { n.Step(MemberJoined{ID: other}) }, false)
+	clear(f.side)
+}
+
+// membershipAcross tells every alive node about every alive node on another side.
+func (f *fleet) membershipAcross(tell func(*Node, NodeID), cut bool) {
+	alive := f.alive()
+	bySide := map[int][]NodeID{}
+	for _, id := range alive {
+		bySide[f.side[id]] = append(bySide[f.side[id]], id)
+	}
+	if len(bySide) < 2 {
+		return
+	}
+	for _, id := range alive {
+		for s, group := range bySide {
+			if s == f.side[id] {
+				continue
+			}
+			for _, other := range group {
+				tell(f.nodes[id], other)
+			}
+		}
+	}
+}
+
+// collect gathers every node's Ready, checks it and queues its messages.
+func (f *fleet) collect() {
+	for _, id := range f.ids {
+		if f.dead[id] {
+			continue
+		}
+		rd := f.nodes[id].Ready()
+		if rd.Commit != nil {
+			f.checkCommit(*rd.Commit)
+		}
+		if rd.NeedState != nil {
+			f.transfer(id, *rd.NeedState)
+		}
+		f.queue = append(f.queue, rd.Messages...)
+	}
+}
+
+func (f *fleet) checkCommit(w World) {
+	if prev, ok := f.commits[w.Generation]; ok && !prev.Equal(w) {
+		f.t.Fatalf("two worlds for generation %d: %v and %v", w.Generation, prev, w)
+	}
+	f.commits[w.Generation] = w.clone()
+}
+
+// transfer copies the source's state when it holds the step asked for.
+func (f *fleet) transfer(id NodeID, st StateTransfer) {
+	src, ok := f.replica[st.From]
+	if !ok || f.dead[st.From] || !f.connected(id, st.From) || src.cursor != st.Step {
+		return // the shell cannot load it; the node stays paused
+	}
+	*f.replica[id] = *src
+	f.nodes[id].Step(StateLoaded{Gen: st.Gen, Step: st.Step})
+}
+
+// deliver runs the network until no message is in flight.
+func (f *fleet) deliver() {
+	if !f.deliverSome(1_000_000) {
+		f.t.Fatal("network never went quiet")
+	}
+}
+
+// deliverSome delivers (or loses) at most limit messages and reports whether
+// the network went quiet.
+func (f *fleet) deliverSome(limit int) bool {
+	for range limit {
+		f.collect()
+		if len(f.queue) == 0 {
+			return true
+		}
+		i := 0
+		if f.rng != nil {
+			i = f.rng.IntN(len(f.queue)) // reordering
+		}
+		m := f.queue[i]
+		f.queue = slices.Delete(f.queue, i, i+1)
+		if c, ok := m.Body.(Commit); ok && c.Voters != nil {
+			f.checkVoters(c)
+		}
+		if !f.connected(m.From, m.To) || (f.rng != nil && f.rng.Float64() < f.dropRate) {
+			continue
+		}
+		f.nodes[m.To].Step(m)
+	}
+	f.collect()
+	return len(f.queue) == 0
+}
+
+// checkVoters: the acceptors behind a Commit form a quorum of the previous world.
+func (f *fleet) checkVoters(c Commit) {
+	if c.World.Generation == 1 {
+		return
+	}
+	prev, ok := f.commits[c.World.Generation-1]
+	if !ok {
+		f.t.Fatalf("generation %d committed without generation %d", c.World.Generation, c.World.Generation-1)
+	}
+	voters := map[NodeID]bool{}
+	for _, v := range c.Voters {
+		voters[v] = true
+	}
+	if !isQuorum(prev, voters) {
+		f.t.Fatalf("generation %d committed by %v, not a quorum of %v", c.World.Generation, c.Voters, prev)
+	}
+}
+
+func (f *fleet) tick(n int) {
+	for range n {
+		for _, id := range f.alive() {
+			f.nodes[id].Step(Tick{})
+		}
+		f.deliver()
+	}
+}
+
+// trainable returns the world that can run a step now: all its members alive,
+// connected, committed to it, not paused and holding the same state.
+func (f *fleet) trainable() (World, bool) {
+	for _, gen := range slices.Backward(slices.Sorted(maps.Keys(f.commits))) {
+		w := f.commits[gen]
+		ok := len(w.Members) > 0
+		for _, m := range w.Members {
+			n, exists := f.nodes[m]
+			if !exists || !f.connected(w.Members[0], m) || n.committed.Generation != gen || n.paused() ||
+				f.replica[m].cursor != f.replica[w.Members[0]].cursor || f.replica[m].gen != f.replica[w.Members[0]].gen {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return w, true
+		}
+	}
+	return World{}, false
+}
+
+// step runs one training step of the trainable world, if any. With applied
+// < the world size only that many members apply it (the last chunk reached
+// them before a member died); it returns whether a step ran.
+func (f *fleet) step(applied int) bool {
+	w, ok := f.trainable()
+	if !ok {
+		return false
+	}
+	if w.Generation < f.maxTrainedGen {
+		f.t.Fatalf("world %v trains after generation %d trained: split brain", w, f.maxTrainedGen)
+	}
+	f.maxTrainedGen = w.Generation
+	s := f.replica[w.Members[0]].cursor
+	for _, m := range w.Members[:min(applied, len(w.Members))] {
+		r := f.replica[m]
+		if r.cursor != s || f.nodes[m].Cursor() != s {
+			f.t.Fatalf("%s trains step %d at cursor %d (node says %d)", m, s, r.cursor, f.nodes[m].Cursor())
+		}
+		*r = replica{cursor: s + 1, gen: w.Generation, history: append(slices.Clip(r.history), s)}
+		f.nodes[m].Step(StepDone{Gen: w.Generation, Step: s})
+	}
+	f.steps++
+	f.deliver()
+	return true
+}
+
+// checkHistory: every alive node's state applied each step once, in order,
+// from the first step, and so each epoch's samples exactly once.
+func (f *fleet) checkHistory() {
+	for _, id := range f.alive() {
+		r := f.replica[id]
+		if int64(len(r.history)) != r.cursor {
+			f.t.Fatalf("%s: cursor %d after %d steps", id, r.cursor, len(r.history))
+		}
+		seen := map[int][]int{} // epoch -> times each sample was applied
+		for i, s := range r.history {
+			if s != int64(i) {
+				f.t.Fatalf("%s: history %v skips or repeats a step", id, r.history)
+			}
+			epoch, _ := f.plan.EpochOf(s)
+			if seen[epoch] == nil {
+				seen[epoch] = make([]int, f.plan.NumSamples)
+			}
+			for _, sample := range f.plan.BatchIndices(f.plan.Order(epoch), s) {
+				seen[epoch][sample]++
+			}
+		}
+		for epoch, counts := range seen {
+			complete := int64(epoch+1)*int64(f.plan.StepsPerEpoch()) <= r.cursor
+			for sample, c := range counts {
+				if c > 1 || (complete && c != 1) {
+					f.t.Fatalf("%s: epoch %d sample %d applied %d times", id, epoch, sample, c)
+				}
+			}
+		}
+	}
+}
+
+// show prints every node's view, one line each.
+func (f *fleet) show() string {
+	var b strings.Builder
+	for _, id := range f.ids {
+		n := f.nodes[id]
+		fmt.Fprintf(&b, "%s: ", id)
+		if f.dead[id] {
+			b.WriteString("dead\n")
+			continue
+		}
+		if n.committed.Generation == 0 {
+			b.WriteString("no world")
+		} else {
+			b.WriteString(n.committed.String())
+		}
+		fmt.Fprintf(&b, " cursor %d", f.replica[id].cursor)
+		switch {
+		case n.out:
+			b.WriteString(" out")
+		case n.paused():
+			b.WriteString(" paused")
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}

@@ -1,0 +1,611 @@
+package sched
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+)
+
+// Event is an input to Node.Step.
+type Event interface{ isEvent() }
+
+// MemberJoined: membership saw ID alive (a new node, or one back after a partition).
+type MemberJoined struct{ ID NodeID }
+
+// MemberFailed: membership declared ID dead.
+type MemberFailed struct{ ID NodeID }
+
+// MemberLeft: ID left gracefully.
+type MemberLeft struct{ ID NodeID }
+
+// JoinerReady: ID has the job and can join. For the node itself it starts
+// announcing itself to the world; for another node it counts as its JoinRequest.
+type JoinerReady struct{ ID NodeID }
+
+// Tick: one unit of time passed.
+type Tick struct{}
+
+// StepDone: this node applied the update of Step in world Gen.
+type StepDone struct {
+	Gen  uint64
+	Step int64
+}
+
+// StateLoaded: the shell installed the state at Step asked for by a
+// StateTransfer of world Gen.
+type StateLoaded struct {
+	Gen  uint64
+	Step int64
+}
+
+// Message is a protocol message between two Nodes. The Node that sends it fills
+// in From and Gen (its committed generation); a received one is passed to Step.
+type Message struct {
+	From, To NodeID
+	Gen      uint64
+	Body     any // Prepare, Promise, Accept, Accepted, Nack, Commit, JoinRequest or CatchUp
+}
+
+func (MemberJoined) isEvent() {}
+func (MemberFailed) isEvent() {}
+func (MemberLeft) isEvent()   {}
+func (JoinerReady) isEvent()  {}
+func (Tick) isEvent()         {}
+func (StepDone) isEvent()     {}
+func (Message) isEvent()      {}
+func (StateLoaded) isEvent()  {}
+
+// Prepare: proposer -> members of world Gen-1. Phase 1 for world Gen.
+type Prepare struct {
+	Gen    uint64
+	Ballot Ballot
+}
+
+// Promise: member -> proposer. The member will accept nothing below Ballot
+// for Gen and stopped training. Accepted is the world it last accepted for Gen
+// (under AcceptedBallot), if any.
+type Promise struct {
+	Gen            uint64
+	Ballot         Ballot
+	Cursor         int64
+	Accepted       *World
+	AcceptedBallot Ballot
+}
+
+// Accept: proposer -> members of world Gen-1. Phase 2: accept World.
+type Accept struct {
+	Gen    uint64
+	Ballot Ballot
+	World  World
+}
+
+// Accepted: member -> proposer. The member accepted the proposer's world.
+type Accepted struct {
+	Gen    uint64
+	Ballot Ballot
+}
+
+// Nack: member -> proposer. The member promised Promised, above the proposal.
+type Nack struct {
+	Gen      uint64
+	Promised Ballot
+}
+
+// Commit: proposer -> members of the old and new world; also the answer to a
+// message stamped with an older generation. Voters are the acceptors whose
+// quorum decided it.
+type Commit struct {
+	World  World
+	Voters []NodeID
+}
+
+// JoinRequest: joiner -> members. The sender is ready to join.
+type JoinRequest struct{}
+
+// CatchUp: node -> a peer that sent it a newer generation: "send me your Commit".
+type CatchUp struct{}
+
+// StateTransfer tells the shell to fetch the state at Step from From before
+// training in world Gen.
+type StateTransfer struct {
+	Gen  uint64
+	From NodeID
+	Step int64
+}
+
+// Ready is what the shell must carry out after Step calls.
+type Ready struct {
+	// Messages to send, in order; each send is gated on membership by the shell.
+	Messages []Message
+	// Commit is the world adopted since the last Ready, if any.
+	Commit *World
+	// NeedState is set when this node's state is not at the new world's start.
+	NeedState *StateTransfer
+	// Paused: the node must not train (no world, a change in progress, or out).
+	Paused bool
+	// Out: this node was left out of a world it belonged to; it stops and must
+	// rejoin as a new node.
+	Out bool
+}
+
+// Stats counts what a Node dropped.
+type Stats struct {
+	Stale   int // messages or StepDone of an older generation
+	Ignored int // messages that did not apply (wrong proposer, wrong phase, while out)
+}
+
+// proposal is this node's attempt at deciding generation gen.
+type proposal struct {
+	gen      uint64
+	ballot   Ballot
+	accept   bool // in phase 2
+	promises map[NodeID]Promise
+	accepted map[NodeID]bool
+	world    World // the world of phase 2
+	age      int
+}
+
+// Node is one node's view of the world protocol. It is not safe for
+// concurrent use.
+type Node struct {
+	cfg       Config
+	committed World
+	cursor    int64 // -1 while waiting for a state transfer
+	needState bool
+	out       bool
+	gone      map[NodeID]bool // failed or left, per membership
+	alive     map[NodeID]bool // known alive peers
+	joiners   map[NodeID]bool // ready joiners not in the world
+	selfReady bool
+	lastSeen  World // the newest world seen while not a member (joiners)
+	// acceptor state for generation committed.Generation+1
+	promised       Ballot
+	acceptedWorld  *World
+	acceptedBallot Ballot
+	// proposer state
+	prop          *proposal
+	highestN      uint64
+	sinceStepDone int
+	trained       bool // a step completed in the committed world
+	joinAge       int
+	gossipAge     int
+	pending       Ready
+	stats         Stats
+}
+
+// NewNode returns a node with the empty world; a Genesis node with
+// MinNodes 1 commits generation 1 at once (see Ready).
+func NewNode(cfg Config) (*Node, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, cursor: cfg.StartStep, gone: map[NodeID]bool{}, alive: map[NodeID]bool{}, joiners: map[NodeID]bool{}}
+	n.maybeBootstrap()
+	return n, nil
+}
+
+// World is the committed world; its Members belong to the caller.
+func (n *Node) World() World { return n.committed.clone() }
+
+// Cursor is the next step this node would run.
+func (n *Node) Cursor() int64 { return n.cursor }
+
+// Stats reports what was dropped so far.
+func (n *Node) Stats() Stats { return n.stats }
+
+// Ready drains the outputs gathered since the last call.
+func (n *Node) Ready() Ready {
+	rd := n.pending
+	n.pending = Ready{}
+	rd.Paused = n.paused()
+	rd.Out = n.out
+	return rd
+}
+
+func (n *Node) member() bool { return n.committed.Rank(n.cfg.ID) >= 0 }
+
+func (n *Node) paused() bool {
+	return n.out || !n.member() || !n.promised.isZero() || n.needState
+}
+
+// actingProposer is the first member of the committed world not gone.
+func (n *Node) actingProposer() NodeID {
+	for _, m := range n.committed.Members {
+		if !n.gone[m] {
+			return m
+		}
+	}
+	return ""
+}
+
+// Step applies one event.
+func (n *Node) Step(e Event) {
+	if n.out {
+		n.stats.Ignored++
+		return
+	}
+	switch e := e.(type) {
+	case MemberJoined:
+		if e.ID == n.cfg.ID {
+			return
+		}
+		delete(n.gone, e.ID)
+		n.alive[e.ID] = true
+		if n.selfReady && !n.member() {
+			n.send(e.ID, JoinRequest{})
+		}
+	case MemberFailed:
+		n.forget(e.ID)
+	case MemberLeft:
+		n.forget(e.ID)
+	case JoinerReady:
+		if e.ID == n.cfg.ID {
+			if !n.selfReady && !n.member() {
+				n.selfReady = true
+				n.announce(true)
+			}
+		} else if n.committed.Rank(e.ID) < 0 && !n.gone[e.ID] {
+			n.joiners[e.ID] = true
+		}
+	case Tick:
+		n.tick()
+	case StepDone:
+		if e.Gen != n.committed.Generation || !n.member() {
+			n.stats.Stale++
+			return
+		}
+		n.cursor = max(n.cursor, e.Step+1)
+		n.sinceStepDone = 0
+		n.trained = true
+		n.maybePropose(true)
+		return
+	case StateLoaded:
+		if e.Gen != n.committed.Generation || !n.needState {
+			n.stats.Stale++
+			return
+		}
+		n.cursor, n.needState = e.Step, false
+	case Message:
+		n.receive(e)
+	default:
+		panic(fmt.Sprintf("sched: unknown event %T", e))
+	}
+	n.maybeBootstrap()
+	n.maybePropose(false)
+}
+
+func (n *Node) forget(id NodeID) {
+	if id == n.cfg.ID {
+		return
+	}
+	n.gone[id] = true
+	delete(n.alive, id)
+	delete(n.joiners, id)
+}
+
+func (n *Node) tick() {
+	n.sinceStepDone++
+	if n.selfReady && !n.member() {
+		n.joinAge++
+		if n.joinAge >= n.cfg.JoinRetryTicks {
+			n.joinAge = 0
+			n.announce(false)
+		}
+	}
+	if n.member() && n.committed.Coordinator == n.cfg.ID {
+		n.gossipAge++
+		if n.gossipAge >= n.cfg.JoinRetryTicks {
+			n.gossipAge = 0
+			n.resendCommit()
+		}
+	}
+	if p := n.prop; p != nil {
+		p.age++
+		if p.age >= n.cfg.ProposeTimeoutTicks {
+			n.prop = nil
+			if n.actingProposer() == n.cfg.ID {
+				n.propose()
+			}
+		}
+	}
+}
+
+// resendCommit repairs lost Commits: the coordinator sends its world to
+// every alive peer outside it (removed nodes learn they are out, joiners
+// where to knock), and to its members until a step shows they all have it.
+func (n *Node) resendCommit() {
+	for _, id := range slices.Sorted(maps.Keys(n.alive)) {
+		if !n.trained || n.committed.Rank(id) < 0 {
+			n.send(id, Commit{World: n.committed.clone()})
+		}
+	}
+}
+
+// announce sends a JoinRequest to every known peer, or on a retry to the
+// coordinator of the newest world seen when there is one.
+func (n *Node) announce(all bool) {
+	if !all && n.lastSeen.Generation > 0 && !n.gone[n.lastSeen.Coordinator] {
+		n.send(n.lastSeen.Coordinator, JoinRequest{})
+		return
+	}
+	for _, id := range slices.Sorted(maps.Keys(n.alive)) {
+		n.send(id, JoinRequest{})
+	}
+}
+
+func (n *Node) send(to NodeID, body any) {
+	m := Message{From: n.cfg.ID, To: to, Gen: n.committed.Generation, Body: body}
+	if to == n.cfg.ID {
+		n.receive(m)
+		return
+	}
+	n.pending.Messages = append(n.pending.Messages, m)
+}
+
+// maybeBootstrap decides generation 1 on the genesis node once enough nodes
+// are ready: world 0 is {itself}, so its own vote is a quorum.
+func (n *Node) maybeBootstrap() {
+	if !n.cfg.Genesis || n.committed.Generation != 0 || n.out || 1+len(n.joiners) < n.cfg.MinNodes {
+		return
+	}
+	members := append([]NodeID{n.cfg.ID}, slices.Sorted(maps.Keys(n.joiners))...)
+	w := newWorld(1, members, n.cursor, n.cfg.ID)
+	n.commit(w, []NodeID{n.cfg.ID}, nil)
+}
+
+// needsChange reports whether the acting proposer should start a proposal.
+func (n *Node) needsChange(atBoundary bool) bool {
+	for _, m := range n.committed.Members {
+		if n.gone[m] {
+			return true
+		}
+	}
+	return len(n.joiners) > 0 && (atBoundary || n.sinceStepDone >= n.cfg.JoinStallTicks)
+}
+
+func (n *Node) maybePropose(atBoundary bool) {
+	if n.prop != nil || !n.member() || n.committed.Generation == 0 || n.actingProposer() != n.cfg.ID {
+		return
+	}
+	if n.needsChange(atBoundary) {
+		n.propose()
+	}
+}
+
+func (n *Node) propose() {
+	n.highestN = max(n.highestN, n.promised.N) + 1
+	p := &proposal{
+		gen:      n.committed.Generation + 1,
+		ballot:   Ballot{N: n.highestN, Proposer: n.cfg.ID},
+		promises: map[NodeID]Promise{},
+		accepted: map[NodeID]bool{},
+	}
+	n.prop = p
+	n.toVoters(Prepare{Gen: p.gen, Ballot: p.ballot})
+}
+
+// toVoters sends body to every member of the committed world not gone, itself last.
+func (n *Node) toVoters(body any) {
+	for _, m := range n.committed.Members {
+		if m != n.cfg.ID && !n.gone[m] {
+			n.send(m, body)
+		}
+	}
+	n.send(n.cfg.ID, body)
+}
+
+func (n *Node) receive(m Message) {
+	if c, ok := m.Body.(Commit); ok {
+		if c.World.Generation > n.committed.Generation {
+			n.adopt(c.World)
+		} else {
+			n.stats.Stale++
+		}
+		return
+	}
+	if _, ok := m.Body.(JoinRequest); ok {
+		switch {
+		case n.committed.Rank(m.From) >= 0:
+			if m.Gen < n.committed.Generation {
+				n.send(m.From, Commit{World: n.committed.clone()}) // it missed its Commit
+			}
+		case !n.gone[m.From]:
+			n.joiners[m.From] = true
+		}
+		return
+	}
+	switch {
+	case m.Gen < n.committed.Generation:
+		n.stats.Stale++
+		n.send(m.From, Commit{World: n.committed.clone()})
+		return
+	case m.Gen > n.committed.Generation:
+		if _, ok := m.Body.(CatchUp); !ok {
+			n.send(m.From, CatchUp{})
+		}
+		return
+	}
+	switch b := m.Body.(type) {
+	case CatchUp:
+	case Prepare:
+		n.onPrepare(m.From, b)
+	case Accept:
+		n.onAccept(m.From, b)
+	case Promise:
+		n.onPromise(m.From, b)
+	case Accepted:
+		n.onAccepted(m.From, b)
+	case Nack:
+		if b.Promised.N > n.highestN {
+			n.highestN = b.Promised.N
+		}
+	default:
+		panic(fmt.Sprintf("sched: unknown message body %T", m.Body))
+	}
+}
+
+// mayVote reports whether this node votes on from's proposal for gen: it is a
+// member, the proposal is for the successor of its world, and from ranks no
+// lower than its acting proposer.
+func (n *Node) mayVote(from NodeID, gen uint64) bool {
+	if !n.member() || gen != n.committed.Generation+1 {
+		return false
+	}
+	r := n.committed.Rank(from)
+	return r >= 0 && r <= n.committed.Rank(n.actingProposer())
+}
+
+func (n *Node) onPrepare(from NodeID, p Prepare) {
+	if !n.mayVote(from, p.Gen) {
+		n.stats.Ignored++
+		return
+	}
+	if !n.promised.Less(p.Ballot) {
+		n.send(from, Nack{Gen: p.Gen, Promised: n.promised})
+		return
+	}
+	n.promised = p.Ballot
+	if n.prop != nil && n.prop.ballot.Less(p.Ballot) {
+		n.prop = nil // a proposer ranked no lower took over
+	}
+	pr := Promise{Gen: p.Gen, Ballot: p.Ballot, Cursor: n.cursor, AcceptedBallot: n.acceptedBallot}
+	if n.acceptedWorld != nil {
+		w := n.acceptedWorld.clone()
+		pr.Accepted = &w
+	}
+	n.send(from, pr)
+}
+
+func (n *Node) onAccept(from NodeID, a Accept) {
+	if !n.mayVote(from, a.Gen) {
+		n.stats.Ignored++
+		return
+	}
+	if a.Ballot.Less(n.promised) {
+		n.send(from, Nack{Gen: a.Gen, Promised: n.promised})
+		return
+	}
+	n.promised = a.Ballot
+	w := a.World.clone()
+	n.acceptedWorld, n.acceptedBallot = &w, a.Ballot
+	n.send(from, Accepted{Gen: a.Gen, Ballot: a.Ballot})
+}
+
+func (n *Node) onPromise(from NodeID, pr Promise) {
+	p := n.prop
+	if p == nil || p.accept || pr.Gen != p.gen || pr.Ballot != p.ballot {
+		n.stats.Ignored++
+		return
+	}
+	p.promises[from] = pr
+	voters := map[NodeID]bool{}
+	for id := range p.promises {
+		voters[id] = true
+	}
+	if !isQuorum(n.committed, voters) {
+		return
+	}
+	p.accept = true
+	p.world = n.chooseWorld(p.gen, p.promises)
+	n.toVoters(Accept{Gen: p.gen, Ballot: p.ballot, World: p.world})
+}
+
+// chooseWorld is the world phase 2 proposes: the one accepted under the
+// highest ballot among the promises, or a new one.
+func (n *Node) chooseWorld(gen uint64, promises map[NodeID]Promise) World {
+	var best *World
+	var bestBallot Ballot
+	for _, pr := range promises {
+		if pr.Accepted != nil && bestBallot.Less(pr.AcceptedBallot) {
+			best, bestBallot = pr.Accepted, pr.AcceptedBallot
+		}
+	}
+	if best != nil {
+		return best.clone()
+	}
+	var members []NodeID
+	for _, m := range n.committed.Members {
+		if !n.gone[m] {
+			members = append(members, m)
+		}
+	}
+	members = append(members, slices.Sorted(maps.Keys(n.joiners))...)
+	start, source := startAndSource(members, promises)
+	return newWorld(gen, members, start, source)
+}
+
+// startAndSource picks the highest cursor among the promisers that are
+// members of the new world, and the lowest ID holding it. When none holds a
+// state (all wait for a transfer) it returns -1 and no source: the shell
+// restores the newest checkpoint.
+func startAndSource(members []NodeID, promises map[NodeID]Promise) (int64, NodeID) {
+	start, source := int64(-1), NodeID("")
+	for _, id := range members {
+		pr, ok := promises[id]
+		if !ok {
+			continue
+		}
+		if pr.Cursor > start || (pr.Cursor == start && id < source) {
+			start, source = pr.Cursor, id
+		}
+	}
+	return start, source
+}
+
+func (n *Node) onAccepted(from NodeID, a Accepted) {
+	p := n.prop
+	if p == nil || !p.accept || a.Gen != p.gen || a.Ballot != p.ballot {
+		n.stats.Ignored++
+		return
+	}
+	p.accepted[from] = true
+	if !isQuorum(n.committed, p.accepted) {
+		return
+	}
+	n.commit(p.world, slices.Sorted(maps.Keys(p.accepted)), n.committed.Members)
+}
+
+// commit broadcasts a decided world to its members and to the members of the
+// world it replaces, then adopts it.
+func (n *Node) commit(w World, voters []NodeID, previous []NodeID) {
+	c := Commit{World: w, Voters: voters}
+	sent := map[NodeID]bool{n.cfg.ID: true}
+	for _, id := range slices.Concat(w.Members, previous) {
+		if !sent[id] && !n.gone[id] {
+			sent[id] = true
+			n.send(id, Commit{World: w.clone(), Voters: slices.Clone(c.Voters)})
+		}
+	}
+	n.adopt(w)
+}
+
+func (n *Node) adopt(w World) {
+	w = w.clone()
+	if w.Rank(n.cfg.ID) < 0 {
+		if n.member() {
+			n.out = true
+			n.prop = nil
+		} else if w.Generation > n.lastSeen.Generation {
+			n.lastSeen = w
+		}
+		return
+	}
+	n.committed = w
+	n.promised, n.acceptedWorld, n.acceptedBallot = Ballot{}, nil, Ballot{}
+	n.prop = nil
+	n.selfReady = false
+	n.sinceStepDone = 0
+	n.trained, n.gossipAge = false, 0
+	for _, m := range w.Members {
+		delete(n.joiners, m)
+	}
+	c := w.clone()
+	n.pending.Commit = &c
+	n.pending.NeedState = nil
+	n.needState = n.cursor != w.StartStep
+	if n.needState {
+		// Until StateLoaded this node holds no state worth choosing as a source.
+		n.pending.NeedState = &StateTransfer{Gen: w.Generation, From: w.Source, Step: w.StartStep}
+		n.cursor = -1
+	}
+}
