@@ -9,8 +9,9 @@ import (
 )
 
 // Version is the format this package writes and the only one it reads. A change that an older
-// reader would misread bumps it.
-const Version uint8 = 1
+// reader would misread or reject bumps it, so that a mixed fleet reports ErrVersion rather
+// than malformed frames. Version 2 added Header.To.
+const Version uint8 = 2
 
 // Limits that Decode enforces on every frame and Encode on every message, so a node never
 // sends what its peers would refuse.
@@ -20,9 +21,9 @@ const (
 	MaxFrameBytes = 8 << 20
 	// MaxFloats is the most floats a frame can hold: 4 bytes each.
 	MaxFloats = MaxFrameBytes / 4
-	// MaxStringBytes bounds node ids and addresses.
+	// MaxStringBytes bounds node ids, addresses and fingerprints.
 	MaxStringBytes = 1024
-	// MaxMembers bounds a world: fleets of thousands, with room to spare.
+	// MaxMembers bounds a world and a Commit's voters: fleets of thousands, with room to spare.
 	MaxMembers = 1 << 16
 )
 
@@ -43,7 +44,7 @@ var (
 const prefixBytes = 2
 
 // headerFields is the length of the msgpack array that holds a Header.
-const headerFields = 4
+const headerFields = 5
 
 // Encode returns the frame of m: version, kind, the header as a msgpack array, the body as a
 // msgpack map. The frame is a new slice owned by the caller; m is neither kept nor modified.
@@ -70,6 +71,7 @@ func Encode(m Message) ([]byte, error) {
 		enc.EncodeInt64(h.Step),
 		enc.EncodeUint64(h.Incarnation),
 		enc.EncodeString(h.From),
+		enc.EncodeString(h.To),
 	)
 	if err == nil {
 		err = enc.Encode(m)
@@ -93,9 +95,27 @@ func sizeHint(m Message) int {
 		return fixed + 4*len(m.Data)
 	case *JobSpec:
 		return fixed + len(m.YAML)
+	case *Commit:
+		return fixed + idsSizeHint(m.World.Members) + idsSizeHint(m.Voters)
+	case *Accept:
+		return fixed + idsSizeHint(m.World.Members)
+	case *Promise:
+		if m.Accepted != nil {
+			return fixed + idsSizeHint(m.Accepted.Members)
+		}
+		return fixed
 	default:
 		return fixed
 	}
+}
+
+// idsSizeHint allows each id its bytes and a short string prefix.
+func idsSizeHint(ids []string) int {
+	n := 0
+	for _, id := range ids {
+		n += 2 + len(id)
+	}
+	return n
 }
 
 // Decode returns the message frame holds. The message is newly allocated and shares no memory
@@ -174,6 +194,9 @@ func splitFrame(frame []byte) (kind Kind, h Header, body []byte, err error) {
 	}
 	if err == nil {
 		h.From, err = dec.DecodeString()
+	}
+	if err == nil {
+		h.To, err = dec.DecodeString()
 	}
 	if err != nil {
 		return 0, Header{}, nil, fmt.Errorf("%w: header: %w", ErrMalformed, err)

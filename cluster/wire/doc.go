@@ -8,8 +8,8 @@
 //
 //	byte 0   Version
 //	byte 1   Kind
-//	msgpack  array [Generation, Step, Incarnation, From]   the Header
-//	msgpack  map   {field: value, ...}                     the body, keyed by msgpack tags
+//	msgpack  array [Generation, Step, Incarnation, From, To]   the Header
+//	msgpack  map   {field: value, ...}                         the body, keyed by msgpack tags
 //
 // Float vectors ([Floats]) are one msgpack bin of little-endian bytes, copied in one piece.
 // Vectors larger than a chunk are split with [Chunks] and sent as several ReduceChunk or
@@ -27,6 +27,13 @@
 // [PeekHeader] reads the header alone, so a stale generation can be dropped before its
 // payload is copied.
 //
+// The messages fall into three groups. The world protocol (Prepare, Promise, Accept, Accepted,
+// Nack, Commit, JoinRequest, CatchUp) carries the bodies of sched's protocol field for field,
+// with node ids as strings and the envelope (From, To, generation) in the Header; this package
+// imports nothing of troupe, so the conversion lives with the actors that send them. A joiner
+// fetches the job with JobRequest and JobSpec, and a member that leaves gracefully says so
+// with Leaving. The data plane moves StepDone, ReduceChunk and StateChunk.
+//
 // # Invariants
 //
 //   - Encode and Decode apply the same rules: a message Encode accepts decodes to an equal
@@ -37,7 +44,11 @@
 //     length, whatever the length prefixes inside claim: it checks every prefix against the
 //     bytes left and the limits ([MaxFrameBytes], [MaxFloats], [MaxStringBytes], [MaxMembers])
 //     before msgpack sees the frame.
-//   - Offsets, steps, counts and totals are never negative; a chunk never runs past its total.
+//   - Offsets, steps, counts and totals are never negative, except that a protocol cursor or a
+//     world's start step may be [NoCursor]; a chunk never runs past its total.
+//   - Node ids in a member or voter list are never empty; every string is at most
+//     [MaxStringBytes] and every list at most [MaxMembers] long. Wire checks shape and limits,
+//     not meaning: whether a world's coordinator is its first member is sched's to judge.
 //
 // # Ownership
 //

@@ -87,30 +87,55 @@ func specialFloats() Floats {
 }
 
 func testHeader() Header {
-	return Header{Generation: 7, Step: 1234, Incarnation: 0xdeadbeefcafe, From: "node-a-1f2e"}
+	return Header{Generation: 7, Step: 1234, Incarnation: 0xdeadbeefcafe, From: "node-a-1f2e", To: "node-b-77c0"}
+}
+
+// testWorld is a world as the protocol builds it: coordinator first, source among the members.
+func testWorld() World {
+	return World{Generation: 8, Members: []string{"c", "a", "joiner-9"}, Coordinator: "c", StartStep: 1230, Source: "a"}
 }
 
 // validMessages holds at least one message of every kind, with the edge cases of each.
 func validMessages() map[string]Message {
 	h := testHeader()
+	ballot := Ballot{N: 3, Proposer: "c"}
+	noState := World{Generation: 9, Members: []string{"a", "b"}, Coordinator: "a", StartStep: NoCursor}
+	accepted := testWorld()
 	return map[string]Message{
-		"propose":            &Propose{Header: h, World: World{Generation: 8, Members: []string{"a", "b", "c"}, StartStep: 1230}},
-		"propose/no members": &Propose{Header: h, World: World{Generation: 8}},
-		"ack":                &Ack{Header: h, Generation: 8, Accept: true, Cursor: 1231},
-		"ack/refuse":         &Ack{Header: h, Generation: 8},
-		"commit":             &Commit{Header: h, World: World{Generation: 8, Members: []string{"c", "a"}, StartStep: 1230}},
-		"join":               &JoinRequest{Header: h, Address: "10.0.0.5:8090", Cursor: 0},
-		"step done":          &StepDone{Header: h, Rank: 3, LossSum: 17.25, Correct: 90, Samples: 128},
-		"step done/nan loss": &StepDone{Header: h, LossSum: math.Float64frombits(0x7ff8000000000042)},
-		"reduce scatter":     &ReduceChunk{Header: h, Op: OpReduceScatter, Round: 2, ChunkIndex: 5, Offset: 1 << 20, Data: randomFloats(1000, 1)},
-		"all gather/special": &ReduceChunk{Header: h, Op: OpAllGather, Data: specialFloats()},
-		"reduce/nil data":    &ReduceChunk{Header: h, Op: OpAllGather},
-		"reduce/empty data":  &ReduceChunk{Header: h, Op: OpAllGather, Data: Floats{}},
-		"state params":       &StateChunk{Header: h, Part: PartParams, Offset: 10, Total: 1010, Data: randomFloats(1000, 2)},
-		"state optimizer":    &StateChunk{Header: h, Part: PartOptimizer, Buffer: 1, Offset: 0, Total: 13, Data: specialFloats()},
-		"state cursor":       &StateChunk{Header: h, Part: PartCursor, Cursor: 1 << 40},
-		"job spec":           &JobSpec{Header: h, YAML: []byte("model: mlp\nbatch: 128\n")},
-		"job spec/empty":     &JobSpec{},
+		"prepare":                   &Prepare{Header: h, Gen: 8, Ballot: ballot},
+		"prepare/zero":              &Prepare{},
+		"promise":                   &Promise{Header: h, Gen: 8, Ballot: ballot, Cursor: 1231, Accepted: &accepted, AcceptedBallot: Ballot{N: 2, Proposer: "a"}},
+		"promise/none accepted":     &Promise{Header: h, Gen: 8, Ballot: ballot, Cursor: 1231},
+		"promise/no cursor":         &Promise{Header: h, Gen: 8, Ballot: ballot, Cursor: NoCursor},
+		"promise/accepted empty":    &Promise{Gen: 1, Accepted: &World{}, AcceptedBallot: ballot},
+		"accept":                    &Accept{Header: h, Gen: 8, Ballot: ballot, World: testWorld()},
+		"accept/no state":           &Accept{Header: h, Gen: 9, Ballot: ballot, World: noState},
+		"accepted":                  &Accepted{Header: h, Gen: 8, Ballot: ballot},
+		"nack":                      &Nack{Header: h, Gen: 8, Promised: Ballot{N: 1 << 40, Proposer: "b"}},
+		"catch up":                  &CatchUp{Header: h},
+		"job request":               &JobRequest{Header: Header{From: "joiner-9"}},
+		"leaving":                   &Leaving{Header: h, Deadline: 1_760_000_000_123_456_789},
+		"leaving/no deadline":       &Leaving{Header: h},
+		"commit/voters":             &Commit{Header: h, World: testWorld(), Voters: []string{"a", "c"}},
+		"commit/repeated, no votes": &Commit{Header: h, World: noState},
+		"job spec/fingerprint":      &JobSpec{Header: h, YAML: []byte("model: mlp\n"), Fingerprint: "9f86d081884c7d65"},
+		"propose":                   &Propose{Header: h, World: World{Generation: 8, Members: []string{"a", "b", "c"}, StartStep: 1230}},
+		"propose/no members":        &Propose{Header: h, World: World{Generation: 8}},
+		"ack":                       &Ack{Header: h, Generation: 8, Accept: true, Cursor: 1231},
+		"ack/refuse":                &Ack{Header: h, Generation: 8},
+		"commit":                    &Commit{Header: h, World: World{Generation: 8, Members: []string{"c", "a"}, StartStep: 1230}},
+		"join":                      &JoinRequest{Header: h, Address: "10.0.0.5:8090", Cursor: 0},
+		"step done":                 &StepDone{Header: h, Rank: 3, LossSum: 17.25, Correct: 90, Samples: 128},
+		"step done/nan loss":        &StepDone{Header: h, LossSum: math.Float64frombits(0x7ff8000000000042)},
+		"reduce scatter":            &ReduceChunk{Header: h, Op: OpReduceScatter, Round: 2, ChunkIndex: 5, Offset: 1 << 20, Data: randomFloats(1000, 1)},
+		"all gather/special":        &ReduceChunk{Header: h, Op: OpAllGather, Data: specialFloats()},
+		"reduce/nil data":           &ReduceChunk{Header: h, Op: OpAllGather},
+		"reduce/empty data":         &ReduceChunk{Header: h, Op: OpAllGather, Data: Floats{}},
+		"state params":              &StateChunk{Header: h, Part: PartParams, Offset: 10, Total: 1010, Data: randomFloats(1000, 2)},
+		"state optimizer":           &StateChunk{Header: h, Part: PartOptimizer, Buffer: 1, Offset: 0, Total: 13, Data: specialFloats()},
+		"state cursor":              &StateChunk{Header: h, Part: PartCursor, Cursor: 1 << 40},
+		"job spec":                  &JobSpec{Header: h, YAML: []byte("model: mlp\nbatch: 128\n")},
+		"job spec/empty":            &JobSpec{},
 	}
 }
 

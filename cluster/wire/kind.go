@@ -17,6 +17,14 @@ const (
 	KindReduceChunk
 	KindStateChunk
 	KindJobSpec
+	KindPrepare
+	KindPromise
+	KindAccept
+	KindAccepted
+	KindNack
+	KindCatchUp
+	KindJobRequest
+	KindLeaving
 )
 
 var kindNames = [...]string{
@@ -28,6 +36,14 @@ var kindNames = [...]string{
 	KindReduceChunk: "ReduceChunk",
 	KindStateChunk:  "StateChunk",
 	KindJobSpec:     "JobSpec",
+	KindPrepare:     "Prepare",
+	KindPromise:     "Promise",
+	KindAccept:      "Accept",
+	KindAccepted:    "Accepted",
+	KindNack:        "Nack",
+	KindCatchUp:     "CatchUp",
+	KindJobRequest:  "JobRequest",
+	KindLeaving:     "Leaving",
 }
 
 func (k Kind) String() string { return enumName(kindNames[:], int(k), "Kind") }

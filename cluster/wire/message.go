@@ -6,8 +6,9 @@ import "fmt"
 // precede it on the wire are not fields: the version is this package's and the kind follows
 // from the message's Go type, so neither can disagree with the body.
 type Header struct {
-	// Generation of the world the sender was in when it sent the message. Receivers drop
-	// messages of an older generation.
+	// Generation of the world the sender was in when it sent the message (its committed
+	// generation). The data plane drops messages of an older generation; the world protocol
+	// answers them with its Commit.
 	Generation uint64
 	// Step the message belongs to; never negative.
 	Step int64
@@ -16,6 +17,10 @@ type Header struct {
 	Incarnation uint64
 	// From is the sender's node id, at most MaxStringBytes long.
 	From string
+	// To is the node id the sender meant, at most MaxStringBytes long; empty when the sender
+	// addresses whoever listens at the address. A receiver whose id differs can drop the
+	// message: its address was reused by another node.
+	To string
 }
 
 // Message is one of the types in this file. The set is closed: Encode and Decode know each
@@ -29,15 +34,33 @@ type Message interface {
 
 func (h *Header) header() *Header { return h }
 
-// World is a membership the coordinator proposes or commits: generation, members in rank
-// order, and the step training starts from.
+// NoCursor is the cursor of a node that holds no training state (it waits for a state
+// transfer), and the start step of a world none of whose members holds one (it restores the
+// newest checkpoint). Every other cursor and start step is non-negative.
+const NoCursor = -1
+
+// World is a membership the world protocol decides: generation, members in rank order, the
+// coordinator, and the step training starts from together with the member holding the state
+// at that step. Wire checks the fields' shape and limits; what they mean (the coordinator is
+// the first member, the source holds the start step) is the protocol's to check.
 type World struct {
-	Generation uint64   `msgpack:"gen"`
-	Members    []string `msgpack:"members"` // node ids in rank order; at most MaxMembers
-	StartStep  int64    `msgpack:"start"`
+	Generation  uint64   `msgpack:"gen"`
+	Members     []string `msgpack:"members"` // node ids in rank order; at most MaxMembers, none empty
+	Coordinator string   `msgpack:"coord"`   // node id; empty for a world without members
+	StartStep   int64    `msgpack:"start"`   // a cursor: NoCursor or non-negative
+	Source      string   `msgpack:"source"`  // node id holding the state at StartStep; empty when none does
 }
 
-// Propose: coordinator -> every member of the proposed world. Asks them to accept World.
+// Ballot orders the attempts at deciding one generation: by N, then by the proposer's id.
+// The zero Ballot means "none".
+type Ballot struct {
+	N        uint64 `msgpack:"n"`
+	Proposer string `msgpack:"by"` // node id, at most MaxStringBytes long
+}
+
+// Propose: coordinator -> every member of the proposed world. Asks them to accept World in a
+// single round. The world protocol decides worlds in two phases (Prepare, Promise, Accept,
+// Accepted, Commit) and sends no Propose.
 type Propose struct {
 	Header `msgpack:"-"`
 	World  World `msgpack:"world"`
@@ -51,17 +74,65 @@ type Ack struct {
 	Cursor     int64  `msgpack:"cursor"` // the next step the member would run: every step below it is applied
 }
 
-// Commit: coordinator -> every member. World is now the current world.
-type Commit struct {
+// Prepare: proposer -> members of world Gen-1. Phase 1 of deciding world Gen.
+type Prepare struct {
 	Header `msgpack:"-"`
-	World  World `msgpack:"world"`
+	Gen    uint64 `msgpack:"gen"`
+	Ballot Ballot `msgpack:"ballot"`
 }
 
-// JoinRequest: joiner -> coordinator. Asks to be part of the next world.
+// Promise: member -> proposer. The member accepts nothing below Ballot for Gen and stopped
+// training. Accepted is the world it last accepted for Gen, under AcceptedBallot, or nil.
+type Promise struct {
+	Header         `msgpack:"-"`
+	Gen            uint64 `msgpack:"gen"`
+	Ballot         Ballot `msgpack:"ballot"`
+	Cursor         int64  `msgpack:"cursor"` // the next step the member would run, or NoCursor
+	Accepted       *World `msgpack:"accepted"`
+	AcceptedBallot Ballot `msgpack:"accepted_ballot"`
+}
+
+// Accept: proposer -> members of world Gen-1. Phase 2: accept World as world Gen.
+type Accept struct {
+	Header `msgpack:"-"`
+	Gen    uint64 `msgpack:"gen"`
+	Ballot Ballot `msgpack:"ballot"`
+	World  World  `msgpack:"world"`
+}
+
+// Accepted: member -> proposer. The member accepted the world proposed under Ballot.
+type Accepted struct {
+	Header `msgpack:"-"`
+	Gen    uint64 `msgpack:"gen"`
+	Ballot Ballot `msgpack:"ballot"`
+}
+
+// Nack: member -> proposer. The member already promised Promised, above the proposal's ballot.
+type Nack struct {
+	Header   `msgpack:"-"`
+	Gen      uint64 `msgpack:"gen"`
+	Promised Ballot `msgpack:"promised"`
+}
+
+// Commit: proposer -> members of the old and the new world; also the answer to a message
+// stamped with an older generation. World is now the current world; Voters are the acceptors
+// whose quorum decided it (nil when the sender repeats a Commit it did not decide).
+type Commit struct {
+	Header `msgpack:"-"`
+	World  World    `msgpack:"world"`
+	Voters []string `msgpack:"voters"` // node ids; at most MaxMembers, none empty
+}
+
+// JoinRequest: joiner -> members. The sender has the job and is ready to join the next world.
 type JoinRequest struct {
 	Header  `msgpack:"-"`
-	Address string `msgpack:"addr"`   // where the joiner's remote listens
+	Address string `msgpack:"addr"`   // where the joiner's remote listens; empty when membership carries it
 	Cursor  int64  `msgpack:"cursor"` // the next step whose state the joiner holds; 0 for none
+}
+
+// CatchUp: node -> a peer that sent it a newer generation. Asks for the peer's Commit.
+type CatchUp struct {
+	Header `msgpack:"-"`
 }
 
 // StepDone: member -> coordinator. The member applied Header.Step.
@@ -96,10 +167,29 @@ type StateChunk struct {
 	Data   Floats `msgpack:"data"`
 }
 
-// JobSpec: any member -> joiner. The job file the world trains, as written.
-type JobSpec struct {
+// JobRequest: joiner -> any member. Asks for the job the world trains; the answer is a JobSpec.
+type JobRequest struct {
 	Header `msgpack:"-"`
-	YAML   []byte `msgpack:"yaml"`
+}
+
+// JobSpec: any member -> joiner. The job file the world trains, as written, and the job's
+// fingerprint, so the joiner can check that the file it parses is the job the world runs and
+// that a checkpoint it holds belongs to it.
+type JobSpec struct {
+	Header      `msgpack:"-"`
+	YAML        []byte `msgpack:"yaml"`
+	Fingerprint string `msgpack:"fp"` // at most MaxStringBytes long
+}
+
+// Leaving: a member -> the coordinator (and its peers). The sender leaves gracefully: it
+// finishes or abandons the step in flight, hands off and is gone by Deadline.
+type Leaving struct {
+	Header `msgpack:"-"`
+	// Deadline is when the sender will be gone, in wall-clock Unix nanoseconds
+	// (time.Unix(0, Deadline)); 0 when it has none. An absolute time, because a relative one
+	// would grow stale while the message waits in a send queue; the clocks of a fleet agree far
+	// better than the seconds a notice gives.
+	Deadline int64 `msgpack:"deadline"`
 }
 
 func (*Propose) Kind() Kind     { return KindPropose }
@@ -110,6 +200,14 @@ func (*StepDone) Kind() Kind    { return KindStepDone }
 func (*ReduceChunk) Kind() Kind { return KindReduceChunk }
 func (*StateChunk) Kind() Kind  { return KindStateChunk }
 func (*JobSpec) Kind() Kind     { return KindJobSpec }
+func (*Prepare) Kind() Kind     { return KindPrepare }
+func (*Promise) Kind() Kind     { return KindPromise }
+func (*Accept) Kind() Kind      { return KindAccept }
+func (*Accepted) Kind() Kind    { return KindAccepted }
+func (*Nack) Kind() Kind        { return KindNack }
+func (*CatchUp) Kind() Kind     { return KindCatchUp }
+func (*JobRequest) Kind() Kind  { return KindJobRequest }
+func (*Leaving) Kind() Kind     { return KindLeaving }
 
 // registry maps each kind to a constructor of its Go type.
 var registry = [...]func() Message{
@@ -121,6 +219,14 @@ var registry = [...]func() Message{
 	KindReduceChunk: func() Message { return new(ReduceChunk) },
 	KindStateChunk:  func() Message { return new(StateChunk) },
 	KindJobSpec:     func() Message { return new(JobSpec) },
+	KindPrepare:     func() Message { return new(Prepare) },
+	KindPromise:     func() Message { return new(Promise) },
+	KindAccept:      func() Message { return new(Accept) },
+	KindAccepted:    func() Message { return new(Accepted) },
+	KindNack:        func() Message { return new(Nack) },
+	KindCatchUp:     func() Message { return new(CatchUp) },
+	KindJobRequest:  func() Message { return new(JobRequest) },
+	KindLeaving:     func() Message { return new(Leaving) },
 }
 
 // newMessage returns a zero message of kind k, or nil for a kind without a type.
@@ -138,38 +244,50 @@ func (h *Header) validate() error {
 	if h.Step < 0 {
 		return fmt.Errorf("%w: negative step %d", ErrMalformed, h.Step)
 	}
-	return checkString("from", h.From)
+	return firstError(checkString("from", h.From), checkString("to", h.To))
 }
 
 func (w *World) validate() error {
-	if w.StartStep < 0 {
-		return fmt.Errorf("%w: negative start step %d", ErrMalformed, w.StartStep)
-	}
-	if len(w.Members) > MaxMembers {
-		return fmt.Errorf("%w: %d members, at most %d", ErrTooLarge, len(w.Members), MaxMembers)
-	}
-	for i, m := range w.Members {
-		if m == "" {
-			return fmt.Errorf("%w: member %d has an empty id", ErrMalformed, i)
-		}
-		if err := checkString("member", m); err != nil {
-			return err
-		}
-	}
-	return nil
+	return firstError(checkCursor("start step", w.StartStep), checkIDs("member", w.Members),
+		checkString("coordinator", w.Coordinator), checkString("source", w.Source))
 }
 
+func (b *Ballot) validate() error { return checkString("proposer", b.Proposer) }
+
 func (m *Propose) validate() error { return firstError(m.Header.validate(), m.World.validate()) }
-func (m *Commit) validate() error  { return firstError(m.Header.validate(), m.World.validate()) }
 
 func (m *Ack) validate() error {
 	return firstError(m.Header.validate(), checkNonNegative("cursor", m.Cursor))
+}
+
+func (m *Prepare) validate() error  { return firstError(m.Header.validate(), m.Ballot.validate()) }
+func (m *Accepted) validate() error { return firstError(m.Header.validate(), m.Ballot.validate()) }
+func (m *Nack) validate() error     { return firstError(m.Header.validate(), m.Promised.validate()) }
+
+func (m *Promise) validate() error {
+	err := firstError(m.Header.validate(), m.Ballot.validate(), checkCursor("cursor", m.Cursor),
+		m.AcceptedBallot.validate())
+	if err == nil && m.Accepted != nil {
+		err = m.Accepted.validate()
+	}
+	return err
+}
+
+func (m *Accept) validate() error {
+	return firstError(m.Header.validate(), m.Ballot.validate(), m.World.validate())
+}
+
+func (m *Commit) validate() error {
+	return firstError(m.Header.validate(), m.World.validate(), checkIDs("voter", m.Voters))
 }
 
 func (m *JoinRequest) validate() error {
 	return firstError(m.Header.validate(), checkString("address", m.Address),
 		checkNonNegative("cursor", m.Cursor))
 }
+
+func (m *CatchUp) validate() error    { return m.Header.validate() }
+func (m *JobRequest) validate() error { return m.Header.validate() }
 
 func (m *StepDone) validate() error {
 	return firstError(m.Header.validate(), checkNonNegative("rank", int64(m.Rank)),
@@ -216,7 +334,37 @@ func (m *StateChunk) validate() error {
 	return nil
 }
 
-func (m *JobSpec) validate() error { return m.Header.validate() }
+func (m *JobSpec) validate() error {
+	return firstError(m.Header.validate(), checkString("fingerprint", m.Fingerprint))
+}
+
+func (m *Leaving) validate() error {
+	return firstError(m.Header.validate(), checkNonNegative("deadline", m.Deadline))
+}
+
+// checkIDs checks a list of node ids: at most MaxMembers of them, none empty or too long.
+func checkIDs(what string, ids []string) error {
+	if len(ids) > MaxMembers {
+		return fmt.Errorf("%w: %d %ss, at most %d", ErrTooLarge, len(ids), what, MaxMembers)
+	}
+	for i, id := range ids {
+		if id == "" {
+			return fmt.Errorf("%w: %s %d has an empty id", ErrMalformed, what, i)
+		}
+		if err := checkString(what, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkCursor allows what a cursor may hold: a step, or NoCursor.
+func checkCursor(field string, v int64) error {
+	if v < NoCursor {
+		return fmt.Errorf("%w: %s %d, want %d or a step", ErrMalformed, field, v, NoCursor)
+	}
+	return nil
+}
 
 func checkString(field, s string) error {
 	if len(s) > MaxStringBytes {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"runtime"
 	"strings"
@@ -136,6 +137,22 @@ func TestEncodeRejects(t *testing.T) {
 		{"cursor with floats", &StateChunk{Part: PartCursor, Total: 1, Data: Floats{1}}, ErrMalformed},
 		{"cursor on params", &StateChunk{Part: PartParams, Cursor: 3}, ErrMalformed},
 		{"huge job spec", &JobSpec{YAML: make([]byte, MaxFrameBytes)}, ErrTooLarge},
+		{"long fingerprint", &JobSpec{Fingerprint: long}, ErrTooLarge},
+		{"long receiver", &CatchUp{Header: Header{To: long}}, ErrTooLarge},
+		{"long proposer", &Prepare{Ballot: Ballot{Proposer: long}}, ErrTooLarge},
+		{"long accepted proposer", &Accepted{Ballot: Ballot{Proposer: long}}, ErrTooLarge},
+		{"long promised proposer", &Nack{Promised: Ballot{Proposer: long}}, ErrTooLarge},
+		{"cursor below none", &Promise{Cursor: NoCursor - 1}, ErrMalformed},
+		{"long accepted-ballot proposer", &Promise{AcceptedBallot: Ballot{Proposer: long}}, ErrTooLarge},
+		{"empty member in accepted world", &Promise{Accepted: &World{Members: []string{""}}}, ErrMalformed},
+		{"start below none", &Accept{World: World{StartStep: NoCursor - 1}}, ErrMalformed},
+		{"long coordinator", &Accept{World: World{Coordinator: long}}, ErrTooLarge},
+		{"long source", &Commit{World: World{Source: long}}, ErrTooLarge},
+		{"empty voter", &Commit{Voters: []string{"a", ""}}, ErrMalformed},
+		{"long voter", &Commit{Voters: []string{long}}, ErrTooLarge},
+		{"too many voters", &Commit{Voters: make([]string, MaxMembers+1)}, ErrTooLarge},
+		{"negative deadline", &Leaving{Deadline: -1}, ErrMalformed},
+		{"job request from a long sender", &JobRequest{Header: Header{From: long}}, ErrTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -165,7 +182,7 @@ func prefixed(k Kind, rest ...[]byte) []byte {
 }
 
 func TestDecodeHostileFrames(t *testing.T) {
-	hdr := []any{1, 2, 3, "n"}
+	hdr := []any{1, 2, 3, "n", "m"}
 	valid := mustEncode(t, &ReduceChunk{Header: testHeader(), Op: OpAllGather, Data: Floats{1, 2}})
 	// raw builds the bytes of a msgpack value by hand, for lengths the encoder would not write.
 	raw := func(b ...byte) []byte { return b }
@@ -188,9 +205,11 @@ func TestDecodeHostileFrames(t *testing.T) {
 		{"body nil", prefixed(KindAck, body(t, hdr, nil)), ErrMalformed},
 		{"header not an array", prefixed(KindAck, body(t, map[string]any{}, map[string]any{})), ErrMalformed},
 		{"header too short", prefixed(KindAck, body(t, []any{1, 2, 3}, map[string]any{})), ErrMalformed},
-		{"header too long", prefixed(KindAck, body(t, []any{1, 2, 3, "n", 5}, map[string]any{})), ErrMalformed},
-		{"header wrong types", prefixed(KindAck, body(t, []any{"g", 2, 3, "n"}, map[string]any{})), ErrMalformed},
-		{"negative step", prefixed(KindAck, body(t, []any{1, -2, 3, "n"}, map[string]any{})), ErrMalformed},
+		{"header too long", prefixed(KindAck, body(t, []any{1, 2, 3, "n", "m", 6}, map[string]any{})), ErrMalformed},
+		{"header of version 1", prefixed(KindAck, body(t, []any{1, 2, 3, "n"}, map[string]any{})), ErrMalformed},
+		{"header wrong types", prefixed(KindAck, body(t, []any{"g", 2, 3, "n", "m"}, map[string]any{})), ErrMalformed},
+		{"receiver not a string", prefixed(KindAck, body(t, []any{1, 2, 3, "n", 5}, map[string]any{})), ErrMalformed},
+		{"negative step", prefixed(KindAck, body(t, []any{1, -2, 3, "n", "m"}, map[string]any{})), ErrMalformed},
 		{"unknown field", prefixed(KindAck, body(t, hdr, map[string]any{"bogus": 1})), ErrMalformed},
 		{"field of wrong type", prefixed(KindAck, body(t, hdr, map[string]any{"cursor": "x"})), ErrMalformed},
 		{"negative offset", prefixed(KindReduceChunk, body(t, hdr, map[string]any{"op": 1, "off": -4})), ErrMalformed},
@@ -204,8 +223,24 @@ func TestDecodeHostileFrames(t *testing.T) {
 		{"bin claims more than left", prefixed(KindJobSpec, body(t, hdr), raw(0x81, 0xa4, 'y', 'a', 'm', 'l', 0xc5, 0x10, 0x00, 1, 2)), ErrMalformed},
 		{"array32 claims 4G members", prefixed(KindCommit, body(t, hdr), raw(0x81, 0xa5, 'w', 'o', 'r', 'l', 'd', 0x81, 0xa7, 'm', 'e', 'm', 'b', 'e', 'r', 's', 0xdd, 0xff, 0xff, 0xff, 0xff)), ErrTooLarge},
 		{"array claims more than left", prefixed(KindCommit, body(t, hdr), raw(0x81, 0xa5, 'w', 'o', 'r', 'l', 'd', 0x81, 0xa7, 'm', 'e', 'm', 'b', 'e', 'r', 's', 0xdc, 0x10, 0x00, 0xa1, 'a')), ErrMalformed},
-		{"str32 claims 4 GiB", prefixed(KindAck, raw(0x94, 1, 2, 3, 0xdb, 0xff, 0xff, 0xff, 0xff, 'n')), ErrTooLarge},
-		{"long sender", prefixed(KindAck, body(t, []any{1, 2, 3, strings.Repeat("n", MaxStringBytes+1)}, map[string]any{})), ErrTooLarge},
+		{"str32 claims 4 GiB", prefixed(KindAck, raw(0x95, 1, 2, 3, 0xdb, 0xff, 0xff, 0xff, 0xff, 'n')), ErrTooLarge},
+		{"receiver str32 claims 4 GiB", prefixed(KindAck, raw(0x95, 1, 2, 3, 0xa1, 'n', 0xdb, 0xff, 0xff, 0xff, 0xff, 'm')), ErrTooLarge},
+		{"long sender", prefixed(KindAck, body(t, []any{1, 2, 3, strings.Repeat("n", MaxStringBytes+1), "m"}, map[string]any{})), ErrTooLarge},
+		{"long receiver", prefixed(KindAck, body(t, []any{1, 2, 3, "n", strings.Repeat("m", MaxStringBytes+1)}, map[string]any{})), ErrTooLarge},
+		{"voters array32 claims 4G", prefixed(KindCommit, body(t, hdr), raw(0x81, 0xa6, 'v', 'o', 't', 'e', 'r', 's', 0xdd, 0xff, 0xff, 0xff, 0xff)), ErrTooLarge},
+		{"voters claim more than left", prefixed(KindCommit, body(t, hdr), raw(0x81, 0xa6, 'v', 'o', 't', 'e', 'r', 's', 0xdc, 0x00, 0x03, 0xa1, 'a')), ErrMalformed},
+		{"empty voter", prefixed(KindCommit, body(t, hdr, map[string]any{"voters": []string{""}})), ErrMalformed},
+		{"accepted world claims 4G members", prefixed(KindPromise, body(t, hdr), raw(0x81, 0xa8, 'a', 'c', 'c', 'e', 'p', 't', 'e', 'd', 0x81, 0xa7, 'm', 'e', 'm', 'b', 'e', 'r', 's', 0xdd, 0xff, 0xff, 0xff, 0xff)), ErrTooLarge},
+		{"accepted world not a map", prefixed(KindPromise, body(t, hdr, map[string]any{"accepted": "w"})), ErrMalformed},
+		{"cursor below none", prefixed(KindPromise, body(t, hdr, map[string]any{"cursor": -2})), ErrMalformed},
+		{"start below none", prefixed(KindAccept, body(t, hdr, map[string]any{"world": map[string]any{"start": -2}})), ErrMalformed},
+		{"ballot not a map", prefixed(KindPrepare, body(t, hdr, map[string]any{"ballot": 3})), ErrMalformed},
+		{"unknown ballot field", prefixed(KindNack, body(t, hdr, map[string]any{"promised": map[string]any{"n": 1, "round": 2}})), ErrMalformed},
+		{"proposer str32 claims 4 GiB", prefixed(KindAccepted, body(t, hdr), raw(0x81, 0xa6, 'b', 'a', 'l', 'l', 'o', 't', 0x81, 0xa2, 'b', 'y', 0xdb, 0xff, 0xff, 0xff, 0xff)), ErrTooLarge},
+		{"long coordinator", prefixed(KindCommit, body(t, hdr, map[string]any{"world": map[string]any{"coord": strings.Repeat("c", MaxStringBytes+1)}})), ErrTooLarge},
+		{"fingerprint str32 claims 4 GiB", prefixed(KindJobSpec, body(t, hdr), raw(0x81, 0xa2, 'f', 'p', 0xdb, 0xff, 0xff, 0xff, 0xff)), ErrTooLarge},
+		{"negative deadline", prefixed(KindLeaving, body(t, hdr, map[string]any{"deadline": -1})), ErrMalformed},
+		{"field of another kind", prefixed(KindCatchUp, body(t, hdr, map[string]any{"gen": 1})), ErrMalformed},
 		{"map32 claims 4G pairs", prefixed(KindAck, body(t, hdr), raw(0xdf, 0xff, 0xff, 0xff, 0xff)), ErrTooLarge},
 		{"truncated length", prefixed(KindAck, body(t, hdr), raw(0xde, 0x00)), ErrMalformed},
 		{"truncated number", prefixed(KindAck, raw(0x91, 0xcf, 1, 2)), ErrMalformed},
@@ -272,9 +307,12 @@ func TestMsgpackTrustsLengthPrefixes(t *testing.T) {
 }
 
 func TestHostileLengthsAllocateLittle(t *testing.T) {
+	hdr := []any{1, 2, 3, "n", "m"}
 	frames := map[string][]byte{
-		"members": prefixed(KindCommit, body(t, []any{1, 2, 3, "n"}), hostileMembers()),
-		"bin":     prefixed(KindJobSpec, body(t, []any{1, 2, 3, "n"}), []byte{0x81, 0xa4, 'y', 'a', 'm', 'l', 0xc6, 0x7f, 0xff, 0xff, 0xff}),
+		"members":  prefixed(KindCommit, body(t, hdr), hostileMembers()),
+		"voters":   prefixed(KindCommit, body(t, hdr), []byte{0x81, 0xa6, 'v', 'o', 't', 'e', 'r', 's', 0xdd, 0x00, 0x00, 0xff, 0xff}),
+		"accepted": prefixed(KindPromise, body(t, hdr), []byte{0x81, 0xa8, 'a', 'c', 'c', 'e', 'p', 't', 'e', 'd', 0x81, 0xa7, 'm', 'e', 'm', 'b', 'e', 'r', 's', 0xdd, 0x00, 0x00, 0xff, 0xff}),
+		"bin":      prefixed(KindJobSpec, body(t, hdr), []byte{0x81, 0xa4, 'y', 'a', 'm', 'l', 0xc6, 0x7f, 0xff, 0xff, 0xff}),
 	}
 	for name, frame := range frames {
 		var err error
@@ -339,10 +377,20 @@ func TestFrameCrossesProtoactorRemote(t *testing.T) {
 	}
 }
 
+func TestEveryKindHasAName(t *testing.T) {
+	for k := Kind(1); newMessage(k) != nil; k++ {
+		if name := k.String(); strings.HasPrefix(name, "Kind(") || name != fmt.Sprintf("%T", newMessage(k))[len("*wire."):] {
+			t.Errorf("kind %d is named %q, its type is %T", k, name, newMessage(k))
+		}
+	}
+}
+
 func TestEnumStrings(t *testing.T) {
 	tests := []struct{ got, want string }{
 		{KindPropose.String(), "Propose"},
 		{KindJobSpec.String(), "JobSpec"},
+		{KindPromise.String(), "Promise"},
+		{KindLeaving.String(), "Leaving"},
 		{Kind(0).String(), "Kind(0)"},
 		{Kind(99).String(), "Kind(99)"},
 		{OpReduceScatter.String(), "ReduceScatter"},
