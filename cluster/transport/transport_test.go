@@ -235,7 +235,10 @@ func TestSendGate(t *testing.T) {
 	if err := n.Send(stranger, msg); !errors.Is(err, ErrNotPeer) {
 		t.Fatalf("send to a non-peer: %v, want ErrNotPeer", err)
 	}
-	if d := time.Since(start); d > 100*time.Millisecond {
+	// Not a speed test: the bound only tells "refused at the gate" (microseconds) from
+	// "queued and retried" (protoactor retries an unreachable address for about 10 s), with
+	// room for a loaded machine under -race.
+	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("refusing a non-peer took %v", d)
 	}
 
@@ -307,8 +310,8 @@ func TestPeerGoneTerminatesWatchers(t *testing.T) {
 			t.Errorf("Terminated %v, want AddressTerminated of %s", m, h.addr)
 		}
 		t.Logf("Terminated %v after PeerGone", time.Since(start))
-	case <-time.After(time.Second):
-		t.Fatal("no Terminated within 1 s of PeerGone")
+	case <-time.After(5 * time.Second): // it takes milliseconds; the bound only tells "never"
+		t.Fatal("no Terminated within 5 s of PeerGone")
 	}
 
 	// The peer still counts the watcher as its own: a graceful shutdown
