@@ -20,11 +20,16 @@ type fleet struct {
 	dead    map[NodeID]bool
 	side    map[NodeID]int // partition side
 	queue   []Message
+	dirty   []NodeID // nodes stepped since their last Ready, in order
+	isDirty map[NodeID]bool
 	replica map[NodeID]*replica
 	plan    SamplePlan
 
 	rng      *rand.Rand
 	dropRate float64
+	// manual leaves every message in flight until deliverAt or dropAt picks
+	// it, so that a fuzzer chooses the order, the losses and the duplicates.
+	manual bool
 
 	commits       map[uint64]World // every world ever adopted, by generation
 	maxTrainedGen uint64
@@ -43,7 +48,7 @@ type replica struct {
 func newFleet(t testing.TB, rng *rand.Rand) *fleet {
 	return &fleet{
 		t: t, nodes: map[NodeID]*Node{}, dead: map[NodeID]bool{}, side: map[NodeID]int{},
-		replica: map[NodeID]*replica{}, commits: map[uint64]World{}, rng: rng,
+		replica: map[NodeID]*replica{}, isDirty: map[NodeID]bool{}, commits: map[uint64]World{}, rng: rng,
 		plan: SamplePlan{Seed: 3, NumSamples: 10, GlobalBatch: 3},
 	}
 }
@@ -68,16 +73,17 @@ func (f *fleet) spawn(id NodeID, genesis bool) {
 		f.t.Fatal(err)
 	}
 	f.nodes[id] = n
+	f.markDirty(id) // a genesis node may have committed already
 	f.ids = append(f.ids, id)
 	f.replica[id] = &replica{}
 	for _, other := range f.alive() {
 		if other != id && f.connected(id, other) {
-			n.Step(MemberJoined{ID: other})
-			f.nodes[other].Step(MemberJoined{ID: id})
+			f.stepNode(id, MemberJoined{ID: other})
+			f.stepNode(other, MemberJoined{ID: id})
 		}
 	}
 	if !genesis {
-		n.Step(JoinerReady{ID: id})
+		f.stepNode(id, JoinerReady{ID: id})
 	}
 }
 
@@ -93,9 +99,9 @@ func (f *fleet) crash(id NodeID, leave bool) {
 	for _, other := range f.alive() {
 		if other != id && f.connected(id, other) {
 			if leave {
-				f.nodes[other].Step(MemberLeft{ID: id})
+				f.stepNode(other, MemberLeft{ID: id})
 			} else {
-				f.nodes[other].Step(MemberFailed{ID: id})
+				f.stepNode(other, MemberFailed{ID: id})
 			}
 		}
 	}
@@ -110,16 +116,16 @@ func (f *fleet) partition(groups [][]NodeID) {
 			f.side[id] = i + 1
 		}
 	}
-	f.membershipAcross(func(n *Node, other NodeID) { n.Step(MemberFailed{ID: other}) }, true)
+	f.membershipAcross(func(id, other NodeID) { f.stepNode(id, MemberFailed{ID: other}) })
 }
 
 func (f *fleet) heal() {
-	f.membershipAcross(func(n *Node, other NodeID) { n.Step(MemberJoined{ID: other}) }, false)
+	f.membershipAcross(func(id, other NodeID) { f.stepNode(id, MemberJoined{ID: other}) })
 	clear(f.side)
 }
 
 // membershipAcross tells every alive node about every alive node on another side.
-func (f *fleet) membershipAcross(tell func(*Node, NodeID), cut bool) {
+func (f *fleet) membershipAcross(tell func(id, other NodeID)) {
 	alive := f.alive()
 	bySide := map[int][]NodeID{}
 	for _, id := range alive {
@@ -134,21 +140,45 @@ func (f *fleet) membershipAcross(tell func(*Node, NodeID), cut bool) {
 				continue
 			}
 			for _, other := range group {
-				tell(f.nodes[id], other)
+				tell(id, other)
 			}
 		}
 	}
 }
 
-// collect gathers every node's Ready, checks it and queues its messages.
+// stepNode feeds e to id and remembers to collect its Ready: sweeping every
+// node after each message made a large fleet quadratic.
+func (f *fleet) stepNode(id NodeID, e Event) {
+	f.markDirty(id)
+	f.nodes[id].Step(e)
+}
+
+func (f *fleet) markDirty(id NodeID) {
+	if !f.isDirty[id] {
+		f.isDirty[id] = true
+		f.dirty = append(f.dirty, id)
+	}
+}
+
+// collect gathers the Ready of every node stepped since the last collect,
+// checks it and queues its messages.
 func (f *fleet) collect() {
-	for _, id := range f.ids {
+	for len(f.dirty) > 0 {
+		id := f.dirty[0]
+		f.dirty = f.dirty[1:]
+		if len(f.dirty) == 0 {
+			f.dirty = nil
+		}
+		delete(f.isDirty, id)
 		if f.dead[id] {
 			continue
 		}
 		rd := f.nodes[id].Ready()
-		if rd.Commit != nil {
-			f.checkCommit(*rd.Commit)
+		for _, w := range rd.Learned {
+			f.checkCommit(w)
+		}
+		if rd.Commit != nil && !slices.ContainsFunc(rd.Learned, rd.Commit.Equal) {
+			f.t.Fatalf("%s: Ready.Commit %v is not among the learned worlds %v", id, rd.Commit, rd.Learned)
 		}
 		if rd.NeedState != nil {
 			f.transfer(id, *rd.NeedState)
@@ -171,11 +201,16 @@ func (f *fleet) transfer(id NodeID, st StateTransfer) {
 		return // the shell cannot load it; the node stays paused
 	}
 	*f.replica[id] = *src
-	f.nodes[id].Step(StateLoaded{Gen: st.Gen, Step: st.Step})
+	f.stepNode(id, StateLoaded{Gen: st.Gen, Step: st.Step})
 }
 
-// deliver runs the network until no message is in flight.
+// deliver runs the network until no message is in flight (in manual mode it
+// only gathers the outputs).
 func (f *fleet) deliver() {
+	if f.manual {
+		f.collect()
+		return
+	}
 	if !f.deliverSome(1_000_000) {
 		f.t.Fatal("network never went quiet")
 	}
@@ -193,18 +228,37 @@ func (f *fleet) deliverSome(limit int) bool {
 		if f.rng != nil {
 			i = f.rng.IntN(len(f.queue)) // reordering
 		}
-		m := f.queue[i]
-		f.queue = slices.Delete(f.queue, i, i+1)
-		if c, ok := m.Body.(Commit); ok && c.Voters != nil {
-			f.checkVoters(c)
-		}
-		if !f.connected(m.From, m.To) || (f.rng != nil && f.rng.Float64() < f.dropRate) {
-			continue
-		}
-		f.nodes[m.To].Step(m)
+		f.deliverAt(i, f.rng != nil && f.rng.Float64() < f.dropRate)
 	}
 	f.collect()
 	return len(f.queue) == 0
+}
+
+// deliverAt takes message i off the network and hands it to its receiver
+// unless lost is set or the two are cut off.
+func (f *fleet) deliverAt(i int, lost bool) {
+	f.deliverCopy(i, lost)
+	if f.rng != nil || f.manual {
+		// The order is random anyway: swap the last message in, O(1).
+		last := len(f.queue) - 1
+		f.queue[i] = f.queue[last]
+		f.queue = f.queue[:last]
+	} else {
+		f.queue = slices.Delete(f.queue, i, i+1)
+	}
+}
+
+// deliverCopy hands message i to its receiver and leaves it in flight: the
+// network duplicated it.
+func (f *fleet) deliverCopy(i int, lost bool) {
+	m := f.queue[i]
+	if c, ok := m.Body.(Commit); ok && c.Voters != nil {
+		f.checkVoters(c)
+	}
+	if lost || !f.connected(m.From, m.To) {
+		return
+	}
+	f.stepNode(m.To, m)
 }
 
 // checkVoters: the acceptors behind a Commit form a quorum of the previous world.
@@ -228,7 +282,7 @@ func (f *fleet) checkVoters(c Commit) {
 func (f *fleet) tick(n int) {
 	for range n {
 		for _, id := range f.alive() {
-			f.nodes[id].Step(Tick{})
+			f.stepNode(id, Tick{})
 		}
 		f.deliver()
 	}
@@ -274,7 +328,7 @@ func (f *fleet) step(applied int) bool {
 			f.t.Fatalf("%s trains step %d at cursor %d (node says %d)", m, s, r.cursor, f.nodes[m].Cursor())
 		}
 		*r = replica{cursor: s + 1, gen: w.Generation, history: append(slices.Clip(r.history), s)}
-		f.nodes[m].Step(StepDone{Gen: w.Generation, Step: s})
+		f.stepNode(m, StepDone{Gen: w.Generation, Step: s})
 	}
 	f.steps++
 	f.deliver()

@@ -117,8 +117,16 @@ type StateTransfer struct {
 type Ready struct {
 	// Messages to send, in order; each send is gated on membership by the shell.
 	Messages []Message
-	// Commit is the world adopted since the last Ready, if any.
+	// Commit is the newest world adopted since the last Ready, if any: the
+	// one the shell acts on.
 	Commit *World
+	// Learned lists every committed world this node learned of since the
+	// last Ready, oldest first: the ones it adopted (Commit is the last of
+	// those), the one that left it Out, and for a joiner newer worlds it is
+	// not part of yet. One event can adopt several (a node that alone is a
+	// quorum of the world it just adopted decides the next at once); the
+	// earlier ones never train, but a log or a checker sees each generation.
+	Learned []World
 	// NeedState is set when this node's state is not at the new world's start.
 	NeedState *StateTransfer
 	// Paused: the node must not train (no world, a change in progress, or out).
@@ -148,16 +156,20 @@ type proposal struct {
 // Node is one node's view of the world protocol. It is not safe for
 // concurrent use.
 type Node struct {
-	cfg       Config
-	committed World
-	cursor    int64 // -1 while waiting for a state transfer
-	needState bool
-	out       bool
-	gone      map[NodeID]bool // failed or left, per membership
-	alive     map[NodeID]bool // known alive peers
-	joiners   map[NodeID]bool // ready joiners not in the world
-	selfReady bool
-	lastSeen  World // the newest world seen while not a member (joiners)
+	cfg        Config
+	committed  World
+	ranks      map[NodeID]int // rank of each member of committed
+	actingFrom int            // every member ranked below it is gone
+	cursor     int64          // -1 while waiting for a state transfer
+	held       int64          // while waiting: the step of the older state the shell still holds
+	needState  bool
+	out        bool
+	outBy      World           // the world that left this node out
+	gone       map[NodeID]bool // failed or left, per membership
+	alive      map[NodeID]bool // known alive peers
+	joiners    map[NodeID]bool // ready joiners not in the world
+	selfReady  bool
+	lastSeen   World // the newest world seen while not a member (joiners)
 	// acceptor state for generation committed.Generation+1
 	promised       Ballot
 	acceptedWorld  *World
@@ -202,26 +214,39 @@ func (n *Node) Ready() Ready {
 	return rd
 }
 
-func (n *Node) member() bool { return n.committed.Rank(n.cfg.ID) >= 0 }
+func (n *Node) member() bool { return n.rank(n.cfg.ID) >= 0 }
+
+// rank is id's rank in the committed world, or -1; O(1), since it runs for
+// every message and a fleet's worlds have thousands of members.
+func (n *Node) rank(id NodeID) int {
+	if r, ok := n.ranks[id]; ok {
+		return r
+	}
+	return -1
+}
 
 func (n *Node) paused() bool {
 	return n.out || !n.member() || !n.promised.isZero() || n.needState
 }
 
-// actingProposer is the first member of the committed world not gone.
+// actingProposer is the first member of the committed world not gone. It
+// runs after every event, so it resumes from actingFrom (every member ranked
+// below it is gone) instead of rescanning the ranks a churned world lost.
 func (n *Node) actingProposer() NodeID {
-	for _, m := range n.committed.Members {
-		if !n.gone[m] {
+	for i := n.actingFrom; i < len(n.committed.Members); i++ {
+		if m := n.committed.Members[i]; !n.gone[m] {
+			n.actingFrom = i
 			return m
 		}
 	}
+	n.actingFrom = len(n.committed.Members)
 	return ""
 }
 
 // Step applies one event.
 func (n *Node) Step(e Event) {
 	if n.out {
-		n.stats.Ignored++
+		n.answerWhileOut(e)
 		return
 	}
 	switch e := e.(type) {
@@ -230,6 +255,9 @@ func (n *Node) Step(e Event) {
 			return
 		}
 		delete(n.gone, e.ID)
+		if r := n.rank(e.ID); r >= 0 {
+			n.actingFrom = min(n.actingFrom, r)
+		}
 		n.alive[e.ID] = true
 		if n.selfReady && !n.member() {
 			n.send(e.ID, JoinRequest{})
@@ -244,7 +272,7 @@ func (n *Node) Step(e Event) {
 				n.selfReady = true
 				n.announce(true)
 			}
-		} else if n.committed.Rank(e.ID) < 0 && !n.gone[e.ID] {
+		} else if n.rank(e.ID) < 0 && !n.gone[e.ID] {
 			n.joiners[e.ID] = true
 		}
 	case Tick:
@@ -274,6 +302,19 @@ func (n *Node) Step(e Event) {
 	n.maybePropose(false)
 }
 
+// answerWhileOut keeps the world that left this node out alive until the
+// shell stops it: a node that is out may be the only one that knows it (it
+// proposed a world chosen without it, and its Commits were lost), so it
+// answers messages from older generations with that Commit, as a member does.
+func (n *Node) answerWhileOut(e Event) {
+	n.stats.Ignored++
+	if m, ok := e.(Message); ok && m.Gen < n.outBy.Generation {
+		if _, isCommit := m.Body.(Commit); !isCommit {
+			n.send(m.From, Commit{World: n.outBy.clone()})
+		}
+	}
+}
+
 func (n *Node) forget(id NodeID) {
 	if id == n.cfg.ID {
 		return
@@ -292,6 +333,7 @@ func (n *Node) tick() {
 			n.announce(false)
 		}
 	}
+	n.pokeProposer()
 	if n.member() && n.committed.Coordinator == n.cfg.ID {
 		n.gossipAge++
 		if n.gossipAge >= n.cfg.JoinRetryTicks {
@@ -310,12 +352,30 @@ func (n *Node) tick() {
 	}
 }
 
+// pokeProposer repairs a lost Commit that only the coordinator could have
+// resent: a member whose world has not completed a step for JoinRetryTicks
+// sends CatchUp, stamped with its generation, to its acting proposer, and
+// again every JoinRetryTicks. If either of the two is behind, the other
+// answers with its Commit (see receive); if both agree it costs one dropped
+// message. Without it, a world whose coordinator died right after committing
+// could leave its next acting proposer in the older world, proposing to
+// voters that are gone, while the members that adopted the new world wait
+// for that proposer forever. A world that trains sends nothing.
+func (n *Node) pokeProposer() {
+	if !n.member() || n.sinceStepDone%n.cfg.JoinRetryTicks != 0 {
+		return
+	}
+	if p := n.actingProposer(); p != n.cfg.ID {
+		n.send(p, CatchUp{})
+	}
+}
+
 // resendCommit repairs lost Commits: the coordinator sends its world to
 // every alive peer outside it (removed nodes learn they are out, joiners
 // where to knock), and to its members until a step shows they all have it.
 func (n *Node) resendCommit() {
 	for _, id := range slices.Sorted(maps.Keys(n.alive)) {
-		if !n.trained || n.committed.Rank(id) < 0 {
+		if !n.trained || n.rank(id) < 0 {
 			n.send(id, Commit{World: n.committed.clone()})
 		}
 	}
@@ -405,7 +465,7 @@ func (n *Node) receive(m Message) {
 	}
 	if _, ok := m.Body.(JoinRequest); ok {
 		switch {
-		case n.committed.Rank(m.From) >= 0:
+		case n.rank(m.From) >= 0:
 			if m.Gen < n.committed.Generation {
 				n.send(m.From, Commit{World: n.committed.clone()}) // it missed its Commit
 			}
@@ -420,9 +480,10 @@ func (n *Node) receive(m Message) {
 		n.send(m.From, Commit{World: n.committed.clone()})
 		return
 	case m.Gen > n.committed.Generation:
-		if _, ok := m.Body.(CatchUp); !ok {
-			n.send(m.From, CatchUp{})
-		}
+		// Answered even when it is a CatchUp (a poke from a member ahead):
+		// the sender, being ahead, answers with its Commit, never with
+		// another CatchUp, so this cannot ping-pong.
+		n.send(m.From, CatchUp{})
 		return
 	}
 	switch b := m.Body.(type) {
@@ -451,8 +512,8 @@ func (n *Node) mayVote(from NodeID, gen uint64) bool {
 	if !n.member() || gen != n.committed.Generation+1 {
 		return false
 	}
-	r := n.committed.Rank(from)
-	return r >= 0 && r <= n.committed.Rank(n.actingProposer())
+	r := n.rank(from)
+	return r >= 0 && r <= n.rank(n.actingProposer())
 }
 
 func (n *Node) onPrepare(from NodeID, p Prepare) {
@@ -468,7 +529,15 @@ func (n *Node) onPrepare(from NodeID, p Prepare) {
 	if n.prop != nil && n.prop.ballot.Less(p.Ballot) {
 		n.prop = nil // a proposer ranked no lower took over
 	}
-	pr := Promise{Gen: p.Gen, Ballot: p.Ballot, Cursor: n.cursor, AcceptedBallot: n.acceptedBallot}
+	cursor := n.cursor
+	if n.needState {
+		// The shell keeps its older state until the transfer completes, so
+		// the node can still offer it: if every holder of the newer state is
+		// gone, the next world resumes from the best state left rather than
+		// from none.
+		cursor = n.held
+	}
+	pr := Promise{Gen: p.Gen, Ballot: p.Ballot, Cursor: cursor, AcceptedBallot: n.acceptedBallot}
 	if n.acceptedWorld != nil {
 		w := n.acceptedWorld.clone()
 		pr.Accepted = &w
@@ -583,14 +652,21 @@ func (n *Node) adopt(w World) {
 	w = w.clone()
 	if w.Rank(n.cfg.ID) < 0 {
 		if n.member() {
-			n.out = true
+			n.out, n.outBy = true, w
 			n.prop = nil
+			n.pending.Learned = append(n.pending.Learned, w.clone())
 		} else if w.Generation > n.lastSeen.Generation {
 			n.lastSeen = w
+			n.pending.Learned = append(n.pending.Learned, w.clone())
 		}
 		return
 	}
 	n.committed = w
+	n.actingFrom = 0
+	n.ranks = make(map[NodeID]int, len(w.Members))
+	for i, m := range w.Members {
+		n.ranks[m] = i
+	}
 	n.promised, n.acceptedWorld, n.acceptedBallot = Ballot{}, nil, Ballot{}
 	n.prop = nil
 	n.selfReady = false
@@ -601,10 +677,15 @@ func (n *Node) adopt(w World) {
 	}
 	c := w.clone()
 	n.pending.Commit = &c
+	n.pending.Learned = append(n.pending.Learned, w.clone())
 	n.pending.NeedState = nil
-	n.needState = n.cursor != w.StartStep
+	if n.cursor >= 0 {
+		n.held = n.cursor
+	}
+	n.needState = n.cursor != w.StartStep || w.StartStep < 0
 	if n.needState {
-		// Until StateLoaded this node holds no state worth choosing as a source.
+		// Until StateLoaded this node's cursor names no state it could train
+		// from; Promise offers the older one it still holds.
 		n.pending.NeedState = &StateTransfer{Gen: w.Generation, From: w.Source, Step: w.StartStep}
 		n.cursor = -1
 	}
