@@ -10,6 +10,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/troupe-ml/troupe/checkpoint"
+	"github.com/troupe-ml/troupe/cluster"
 	"github.com/troupe-ml/troupe/cluster/collective"
 	"github.com/troupe-ml/troupe/compute"
 	"github.com/troupe-ml/troupe/compute/optim"
@@ -151,7 +152,7 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 
 	system := actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-			return slog.New(minLevel{log.Handler(), slog.LevelWarn}) // protoactor is chatty at info
+			return slog.New(cluster.Quiet(log.Handler(), slog.LevelWarn)) // protoactor is chatty at info
 		}),
 		// Each dead letter (a message to an actor already stopped, as happens while a failed
 		// run winds down) starts a goroutine that lives one throttle interval. A short
@@ -471,22 +472,4 @@ func (n *node) finish() {
 	}
 	n.outcome <- n.res
 	n.outcome = nil
-}
-
-// minLevel drops records below a level; it quiets a library's logger without silencing it.
-type minLevel struct {
-	slog.Handler
-	level slog.Level
-}
-
-func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= h.level && h.Handler.Enabled(ctx, l)
-}
-
-func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return minLevel{h.Handler.WithAttrs(attrs), h.level}
-}
-
-func (h minLevel) WithGroup(name string) slog.Handler {
-	return minLevel{h.Handler.WithGroup(name), h.level}
 }

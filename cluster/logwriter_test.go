@@ -62,3 +62,14 @@ func TestLogWriterSplitsLines(t *testing.T) {
 		t.Fatalf("records %v, want a warning then an error", h.records)
 	}
 }
+
+func TestQuietDropsBelowItsFloorOnly(t *testing.T) {
+	rec := &recordHandler{}
+	log := slog.New(Quiet(rec, slog.LevelWarn)).With("k", "v").WithGroup("g")
+	log.Info("chatty")
+	log.Warn("listen")
+	log.Error("fail")
+	if len(rec.records) != 2 || rec.records[0].Message != "listen" || rec.records[1].Message != "fail" {
+		t.Fatalf("records %v, want the warning and the error only", rec.records)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/troupe-ml/troupe/cluster"
 	"github.com/troupe-ml/troupe/cluster/wire"
 )
 
@@ -131,7 +132,7 @@ func Start(cfg Config) (*Transport, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	libLogger := slog.New(minLevel{logger.Handler(), slog.LevelWarn}).With("component", "protoactor")
+	libLogger := slog.New(cluster.Quiet(logger.Handler(), slog.LevelWarn)).With("component", "protoactor")
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return libLogger }))
 
 	host := cfg.Host
