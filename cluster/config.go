@@ -70,8 +70,9 @@ type Config struct {
 	Insecure bool
 
 	// Meta is what this node tells the others about itself. Start fills in
-	// Incarnation and Protocol; the caller sets RemoteAddr, Device and
-	// Capacity. Its encoding must fit in MetaMaxSize bytes.
+	// Incarnation and Protocol; the caller sets RemoteAddr, DataAddr, Device
+	// and Capacity. Each string must keep to its limit (MetaMaxAddrLen,
+	// MetaMaxDeviceLen), and DataAddr must be empty or a "host:port".
 	Meta Meta
 
 	// Logger receives memberlist's log lines, mapped to slog levels, and this

@@ -11,11 +11,14 @@
 //	cfg.Seeds = []string{"10.0.0.1:7946"}
 //	cfg.KeyFile = "cluster.key"
 //	cfg.Meta.RemoteAddr = actorAddr
+//	cfg.Meta.DataAddr = endpoint.Addr() // a collective.Endpoint: the ring's data plane
 //	m, err := cluster.Start(cfg)
 //	...
 //	for e := range m.Events() {
 //		switch e := e.(type) {
-//		case cluster.MemberJoined: // e.Node.Meta.RemoteAddr is its actor endpoint
+//		case cluster.MemberJoined:
+//			// e.Node.Meta.RemoteAddr is its actor endpoint,
+//			// e.Node.Meta.DataAddr the address its ring neighbours dial.
 //		case cluster.MemberLeft, cluster.MemberFailed:
 //		}
 //	}
@@ -28,8 +31,11 @@
 //
 //   - A node's name, "<host:port>/<incarnation>", is unique per process
 //     start: a restarted node is a new member, never the old one come back.
-//   - Encoded metadata never exceeds MetaMaxSize; Start refuses metadata
-//     that would, and DecodeMeta accepts only canonical encodings.
+//   - Encoded metadata never exceeds MetaMaxSize: each string has a limit
+//     (MetaMaxDeviceLen, MetaMaxAddrLen) and a Meta with all of them at their
+//     limits fits exactly. Start refuses metadata over a limit or with a
+//     DataAddr that is not "host:port", and DecodeMeta accepts only canonical
+//     encodings, none from a node of an older ProtocolVersion.
 //   - Without a key, Start listens only on loopback unless Config.Insecure
 //     says otherwise. Nodes with different keys never see each other, and
 //     their TLS handshakes fail on both sides.

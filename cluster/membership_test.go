@@ -30,7 +30,7 @@ func testConfig(key []byte, seeds ...string) Config {
 	c := LocalConfig()
 	c.Key = key
 	c.Seeds = seeds
-	c.Meta = Meta{RemoteAddr: "127.0.0.1:9000", Device: DeviceCPU, Capacity: 100}
+	c.Meta = Meta{RemoteAddr: "127.0.0.1:9000", DataAddr: "127.0.0.1:9001", Device: DeviceCPU, Capacity: 100}
 	return c
 }
 
@@ -168,6 +168,9 @@ func TestThreeNodesJoinThroughOneSeed(t *testing.T) {
 				t.Errorf("meta of %s: incarnation %x protocol %d, want %x %d",
 					other.Name(), got.Meta.Incarnation, got.Meta.Protocol, other.Incarnation(), ProtocolVersion)
 			}
+			if want := testConfig(nil).Meta.DataAddr; got.Meta.DataAddr != want {
+				t.Errorf("meta of %s: data address %q, want %q", other.Name(), got.Meta.DataAddr, want)
+			}
 		}
 	}
 }
@@ -283,6 +286,18 @@ func TestNonLoopbackWithoutKeyIsRefused(t *testing.T) {
 		if !strings.Contains(err.Error(), hint) {
 			t.Errorf("error %q does not mention %s", err, hint)
 		}
+	}
+}
+
+func TestStartRefusesBadDataAddr(t *testing.T) {
+	checkLeaks(t)
+	cfg := testConfig(testKey)
+	cfg.Meta.DataAddr = "127.0.0.1" // no port: peers could not dial it
+	if m, err := Start(cfg); !errors.Is(err, ErrMetaCorrupt) {
+		if err == nil {
+			m.Shutdown()
+		}
+		t.Fatalf("Start: %v, want ErrMetaCorrupt", err)
 	}
 }
 
