@@ -40,6 +40,12 @@ type StateLoaded struct {
 
 // Message is a protocol message between two Nodes. The Node that sends it fills
 // in From and Gen (its committed generation); a received one is passed to Step.
+//
+// The slices a message carries (a World's Members, a Commit's Voters) are
+// read-only: a Node shares one slice among every copy of a Commit it sends
+// and with its own state, and keeps the slices of the messages it receives.
+// Cloning a world of thousands of members into every Commit was most of the
+// garbage a large fleet made; a shell that needs to change one copies it.
 type Message struct {
 	From, To NodeID
 	Gen      uint64
@@ -113,7 +119,8 @@ type StateTransfer struct {
 	Step int64
 }
 
-// Ready is what the shell must carry out after Step calls.
+// Ready is what the shell must carry out after Step calls. Its worlds and
+// messages share their slices with the Node (see Message): read-only.
 type Ready struct {
 	// Messages to send, in order; each send is gated on membership by the shell.
 	Messages []Message
@@ -149,8 +156,23 @@ type proposal struct {
 	accept   bool // in phase 2
 	promises map[NodeID]Promise
 	accepted map[NodeID]bool
-	world    World // the world of phase 2
-	age      int
+	// promiseVotes and acceptVotes count the members of the committed world
+	// among promises and accepted, so that each vote checks the quorum in
+	// O(1) rather than recounting a world of thousands.
+	promiseVotes, acceptVotes tally
+	world                     World // the world of phase 2
+	age                       int
+}
+
+// tally counts the votes of distinct members of a world.
+type tally struct {
+	count       int
+	coordinator bool // the member of rank 0 voted
+}
+
+func (t *tally) add(rank int) {
+	t.count++
+	t.coordinator = t.coordinator || rank == 0
 }
 
 // Node is one node's view of the world protocol. It is not safe for
@@ -166,10 +188,14 @@ type Node struct {
 	out        bool
 	outBy      World           // the world that left this node out
 	gone       map[NodeID]bool // failed or left, per membership
-	alive      map[NodeID]bool // known alive peers
-	joiners    map[NodeID]bool // ready joiners not in the world
-	selfReady  bool
-	lastSeen   World // the newest world seen while not a member (joiners)
+	// goneMembers counts the members of committed that are gone, so that
+	// the acting proposer, which asks after every event whether a change is
+	// needed, need not scan the world.
+	goneMembers int
+	alive       map[NodeID]bool // known alive peers
+	joiners     map[NodeID]bool // ready joiners not in the world
+	selfReady   bool
+	lastSeen    World // the newest world seen while not a member (joiners)
 	// acceptor state for generation committed.Generation+1
 	promised       Ballot
 	acceptedWorld  *World
@@ -254,7 +280,7 @@ func (n *Node) Step(e Event) {
 		if e.ID == n.cfg.ID {
 			return
 		}
-		delete(n.gone, e.ID)
+		n.setGone(e.ID, false)
 		if r := n.rank(e.ID); r >= 0 {
 			n.actingFrom = min(n.actingFrom, r)
 		}
@@ -310,8 +336,27 @@ func (n *Node) answerWhileOut(e Event) {
 	n.stats.Ignored++
 	if m, ok := e.(Message); ok && m.Gen < n.outBy.Generation {
 		if _, isCommit := m.Body.(Commit); !isCommit {
-			n.send(m.From, Commit{World: n.outBy.clone()})
+			n.send(m.From, Commit{World: n.outBy})
 		}
+	}
+}
+
+// setGone records what membership says of id and keeps goneMembers.
+func (n *Node) setGone(id NodeID, gone bool) {
+	if n.gone[id] == gone {
+		return
+	}
+	if n.rank(id) >= 0 {
+		if gone {
+			n.goneMembers++
+		} else {
+			n.goneMembers--
+		}
+	}
+	if gone {
+		n.gone[id] = true
+	} else {
+		delete(n.gone, id)
 	}
 }
 
@@ -319,7 +364,7 @@ func (n *Node) forget(id NodeID) {
 	if id == n.cfg.ID {
 		return
 	}
-	n.gone[id] = true
+	n.setGone(id, true)
 	delete(n.alive, id)
 	delete(n.joiners, id)
 }
@@ -376,7 +421,7 @@ func (n *Node) pokeProposer() {
 func (n *Node) resendCommit() {
 	for _, id := range slices.Sorted(maps.Keys(n.alive)) {
 		if !n.trained || n.rank(id) < 0 {
-			n.send(id, Commit{World: n.committed.clone()})
+			n.send(id, Commit{World: n.committed})
 		}
 	}
 }
@@ -415,10 +460,8 @@ func (n *Node) maybeBootstrap() {
 
 // needsChange reports whether the acting proposer should start a proposal.
 func (n *Node) needsChange(atBoundary bool) bool {
-	for _, m := range n.committed.Members {
-		if n.gone[m] {
-			return true
-		}
+	if n.goneMembers > 0 {
+		return true
 	}
 	return len(n.joiners) > 0 && (atBoundary || n.sinceStepDone >= n.cfg.JoinStallTicks)
 }
@@ -467,7 +510,7 @@ func (n *Node) receive(m Message) {
 		switch {
 		case n.rank(m.From) >= 0:
 			if m.Gen < n.committed.Generation {
-				n.send(m.From, Commit{World: n.committed.clone()}) // it missed its Commit
+				n.send(m.From, Commit{World: n.committed}) // it missed its Commit
 			}
 		case !n.gone[m.From]:
 			n.joiners[m.From] = true
@@ -477,7 +520,7 @@ func (n *Node) receive(m Message) {
 	switch {
 	case m.Gen < n.committed.Generation:
 		n.stats.Stale++
-		n.send(m.From, Commit{World: n.committed.clone()})
+		n.send(m.From, Commit{World: n.committed})
 		return
 	case m.Gen > n.committed.Generation:
 		// Answered even when it is a CatchUp (a poke from a member ahead):
@@ -539,7 +582,7 @@ func (n *Node) onPrepare(from NodeID, p Prepare) {
 	}
 	pr := Promise{Gen: p.Gen, Ballot: p.Ballot, Cursor: cursor, AcceptedBallot: n.acceptedBallot}
 	if n.acceptedWorld != nil {
-		w := n.acceptedWorld.clone()
+		w := *n.acceptedWorld
 		pr.Accepted = &w
 	}
 	n.send(from, pr)
@@ -555,7 +598,7 @@ func (n *Node) onAccept(from NodeID, a Accept) {
 		return
 	}
 	n.promised = a.Ballot
-	w := a.World.clone()
+	w := a.World
 	n.acceptedWorld, n.acceptedBallot = &w, a.Ballot
 	n.send(from, Accepted{Gen: a.Gen, Ballot: a.Ballot})
 }
@@ -566,12 +609,13 @@ func (n *Node) onPromise(from NodeID, pr Promise) {
 		n.stats.Ignored++
 		return
 	}
-	p.promises[from] = pr
-	voters := map[NodeID]bool{}
-	for id := range p.promises {
-		voters[id] = true
+	if _, again := p.promises[from]; !again {
+		if r := n.rank(from); r >= 0 {
+			p.promiseVotes.add(r)
+		}
 	}
-	if !isQuorum(n.committed, voters) {
+	p.promises[from] = pr
+	if !decides(n.committed.Size(), p.promiseVotes) {
 		return
 	}
 	p.accept = true
@@ -590,7 +634,7 @@ func (n *Node) chooseWorld(gen uint64, promises map[NodeID]Promise) World {
 		}
 	}
 	if best != nil {
-		return best.clone()
+		return *best
 	}
 	var members []NodeID
 	for _, m := range n.committed.Members {
@@ -627,8 +671,13 @@ func (n *Node) onAccepted(from NodeID, a Accepted) {
 		n.stats.Ignored++
 		return
 	}
+	if !p.accepted[from] {
+		if r := n.rank(from); r >= 0 {
+			p.acceptVotes.add(r)
+		}
+	}
 	p.accepted[from] = true
-	if !isQuorum(n.committed, p.accepted) {
+	if !decides(n.committed.Size(), p.acceptVotes) {
 		return
 	}
 	n.commit(p.world, slices.Sorted(maps.Keys(p.accepted)), n.committed.Members)
@@ -642,42 +691,46 @@ func (n *Node) commit(w World, voters []NodeID, previous []NodeID) {
 	for _, id := range slices.Concat(w.Members, previous) {
 		if !sent[id] && !n.gone[id] {
 			sent[id] = true
-			n.send(id, Commit{World: w.clone(), Voters: slices.Clone(c.Voters)})
+			n.send(id, c) // every copy shares w's Members and the voters (read-only)
 		}
 	}
 	n.adopt(w)
 }
 
 func (n *Node) adopt(w World) {
-	w = w.clone()
 	if w.Rank(n.cfg.ID) < 0 {
 		if n.member() {
 			n.out, n.outBy = true, w
 			n.prop = nil
-			n.pending.Learned = append(n.pending.Learned, w.clone())
+			n.pending.Learned = append(n.pending.Learned, w)
 		} else if w.Generation > n.lastSeen.Generation {
 			n.lastSeen = w
-			n.pending.Learned = append(n.pending.Learned, w.clone())
+			n.pending.Learned = append(n.pending.Learned, w)
 		}
 		return
 	}
 	n.committed = w
 	n.actingFrom = 0
 	n.ranks = make(map[NodeID]int, len(w.Members))
+	n.goneMembers = 0
 	for i, m := range w.Members {
 		n.ranks[m] = i
+		if n.gone[m] {
+			n.goneMembers++
+		}
 	}
 	n.promised, n.acceptedWorld, n.acceptedBallot = Ballot{}, nil, Ballot{}
 	n.prop = nil
 	n.selfReady = false
 	n.sinceStepDone = 0
 	n.trained, n.gossipAge = false, 0
-	for _, m := range w.Members {
-		delete(n.joiners, m)
+	for j := range n.joiners { // fewer than the members, in a large world
+		if n.rank(j) >= 0 {
+			delete(n.joiners, j)
+		}
 	}
-	c := w.clone()
-	n.pending.Commit = &c
-	n.pending.Learned = append(n.pending.Learned, w.clone())
+	n.pending.Commit = &w
+	n.pending.Learned = append(n.pending.Learned, w)
 	n.pending.NeedState = nil
 	if n.cursor >= 0 {
 		n.held = n.cursor

@@ -171,6 +171,20 @@ func TestSimulatedFleets(t *testing.T) {
 	}
 }
 
+// TestSimulatedLargeFleet runs by default at the scale the design asks the
+// simulator for: a thousand nodes through heavy churn (joins, crashes,
+// leaves, members dying mid-step, partitions, lost and reordered messages),
+// with every invariant the fleet checks. It exists so that a change that
+// makes the protocol or the harness quadratic again shows up as a slow test
+// rather than in the long run nobody starts.
+func TestSimulatedLargeFleet(t *testing.T) {
+	simulate(t, rand.New(rand.NewPCG(0, 3)), 1000, largeFleetEvents, 0.02)
+}
+
+// largeFleetEvents keeps TestSimulatedLargeFleet within about fifteen seconds
+// under -race on a small machine.
+const largeFleetEvents = 100
+
 var simLong = flag.Bool("sim.long", false, "run the long fleet simulation")
 
 // TestSimulatedFleetsLong runs more seeds and events with -sim.long.
@@ -246,11 +260,29 @@ func worldEvents(t *testing.T, data []byte) {
 		}
 		f.collect()
 		f.checkHistory()
+		f.checkGoneCounts()
 	}
 	f.manual = false
 	f.heal()
 	f.deliver()
 	f.checkHistory()
+}
+
+// checkGoneCounts: every node's count of gone members, kept up to date
+// event by event, matches a recount of its world. O(nodes x members): for
+// small fleets only.
+func (f *fleet) checkGoneCounts() {
+	for _, id := range f.alive() {
+		n, count := f.nodes[id], 0
+		for _, m := range n.committed.Members {
+			if n.gone[m] {
+				count++
+			}
+		}
+		if n.goneMembers != count {
+			f.t.Fatalf("%s counts %d gone members of %v, recount says %d", id, n.goneMembers, n.committed, count)
+		}
+	}
 }
 
 func FuzzWorldEvents(f *testing.F) {

@@ -134,13 +134,18 @@ func newWorld(gen uint64, members []NodeID, start int64, source NodeID) World {
 // members, or exactly half of them including the coordinator. Voters that are
 // not members do not count. Any two quorums of one world share a member.
 func isQuorum(w World, voters map[NodeID]bool) bool {
-	n, count := len(w.Members), 0
-	for _, m := range w.Members {
+	var t tally
+	for i, m := range w.Members {
 		if voters[m] {
-			count++
+			t.add(i)
 		}
 	}
-	return 2*count > n || (2*count == n && count > 0 && voters[w.Coordinator])
+	return decides(w.Size(), t)
+}
+
+// decides is isQuorum for votes already counted among a world of size members.
+func decides(size int, votes tally) bool {
+	return 2*votes.count > size || (2*votes.count == size && votes.count > 0 && votes.coordinator)
 }
 
 // Ballot orders the attempts at deciding one generation: by N, then by the
