@@ -132,10 +132,7 @@ func (r *Ring) Broadcast(stamp Stamp, data []float32, root int) error {
 			if err != nil {
 				continue // drain: the receiver stops on its own error
 			}
-			putHeader(hdr[:], stamp, phaseBroadcast, 0, b[0], b[1]-b[0])
-			if _, err = r.Next.Write(hdr[:]); err == nil {
-				err = writeFloats(r.Next, data[b[0]:b[1]])
-			}
+			err = r.sendChunk(&hdr, stamp, phaseBroadcast, 0, b[0], data[b[0]:b[1]])
 		}
 		sent <- err
 	}()
@@ -150,14 +147,7 @@ func (r *Ring) Broadcast(stamp Stamp, data []float32, root int) error {
 		}
 	}
 	close(forward)
-	sendErr := <-sent
-	if recvErr != nil {
-		return recvErr
-	}
-	if sendErr != nil {
-		return fmt.Errorf("collective: forward to rank %d: %w", mod(r.Rank+1, r.Size), sendErr)
-	}
-	return nil
+	return r.outcome(recvErr, <-sent)
 }
 
 // exchange sends segment send to the next rank and receives segment recv from the previous,
@@ -170,11 +160,7 @@ func (r *Ring) exchange(stamp Stamp, phase, round int, data []float32, send, rec
 		var hdr [headerSize]byte
 		var err error
 		for off := slo; off < shi && err == nil; off += chunk {
-			end := min(off+chunk, shi)
-			putHeader(hdr[:], stamp, phase, round, off, end-off)
-			if _, err = r.Next.Write(hdr[:]); err == nil {
-				err = writeFloats(r.Next, data[off:end])
-			}
+			err = r.sendChunk(&hdr, stamp, phase, round, off, data[off:min(off+chunk, shi)])
 		}
 		sent <- err
 	}()
@@ -184,7 +170,21 @@ func (r *Ring) exchange(stamp Stamp, phase, round int, data []float32, send, rec
 		end := min(off+chunk, rhi)
 		recvErr = r.receive(stamp, phase, round, off, end-off, data, add)
 	}
-	sendErr := <-sent
+	return r.outcome(recvErr, <-sent)
+}
+
+// sendChunk writes one chunk, header then floats, to the next rank.
+func (r *Ring) sendChunk(hdr *[headerSize]byte, stamp Stamp, phase, round, off int, f []float32) error {
+	putHeader(hdr[:], stamp, phase, round, off, len(f))
+	if _, err := r.Next.Write(hdr[:]); err != nil {
+		return err
+	}
+	return writeFloats(r.Next, f)
+}
+
+// outcome reports a round: a receive error first (it names what went wrong on the wire), then
+// a send error.
+func (r *Ring) outcome(recvErr, sendErr error) error {
 	if recvErr != nil {
 		return recvErr
 	}

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,19 +42,26 @@ type node struct {
 	key []byte
 }
 
+// testCredentials makes a fresh cluster key and this node's TLS configs from it.
+func testCredentials(t *testing.T) (key []byte, server, client *tls.Config) {
+	t.Helper()
+	key, err := cluster.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, client, err = cluster.TLSConfigs(key, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, server, client
+}
+
 // startNode starts a transport on loopback with a fresh cluster key; it is
 // closed, and checked for leaked goroutines, when t ends.
 func startNode(t *testing.T) *node {
 	t.Helper()
 	before := goleak.IgnoreCurrent()
-	key, err := cluster.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, client, err := cluster.TLSConfigs(key, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, server, client := testCredentials(t)
 	got := make(chan Delivery, 64)
 	tr, err := Start(Config{TLS: TLS{Server: server, Client: client}, Inbox: got, Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
@@ -321,14 +329,7 @@ func TestPeerGoneTerminatesWatchers(t *testing.T) {
 }
 
 func TestConfigValidation(t *testing.T) {
-	key, err := cluster.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, client, err := cluster.TLSConfigs(key, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, server, client := testCredentials(t)
 	handler := func(Delivery) {}
 	tests := []struct {
 		name string
