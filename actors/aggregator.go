@@ -6,23 +6,32 @@ import (
 	"github.com/troupe-ml/troupe/cluster/collective"
 )
 
-// aggregator runs the collective of a step: the sum over the world of every rank's gradient
-// and loss statistics. In a world of one that is the rank's own contribution, answered at once;
-// in a larger world it is a ring all-reduce over the collective's streams, which blocks this
-// actor (and only it) until every rank has taken part.
+// aggregator runs the collectives of a node: the sum over the world of every rank's gradient
+// and loss statistics, and on a peer the state broadcast that starts every world. In a world of
+// one a reduction is the rank's own contribution, answered at once; in a larger world it is a
+// ring all-reduce over the collective's streams, which blocks this actor (and only it) until
+// every rank has taken part or the world is superseded.
 type aggregator struct {
-	link       *collective.Link // nil in a world of one
+	link       *collective.Link // the current world's ring; nil in a world of one
+	plane      *dataPlane       // on a peer: where the rings of new worlds come from
 	generation uint64
 	stats      [3]float32 // loss sum, correct, samples: reduced beside the gradient
 }
 
-// Receive: AllReduce. A request from another generation is dropped: its world is gone.
+// Receive: AllReduce, joinWorld. A request from another generation is dropped: its world is gone.
 func (a *aggregator) Receive(ctx actor.Context) {
-	msg, ok := ctx.Message().(*AllReduce)
-	if !ok || msg.Generation != a.generation {
-		return
+	switch msg := ctx.Message().(type) {
+	case *AllReduce:
+		if msg.Generation == a.generation {
+			a.allReduce(ctx, msg)
+		}
+	case *joinWorld:
+		a.join(ctx, msg)
 	}
-	if a.link == nil {
+}
+
+func (a *aggregator) allReduce(ctx actor.Context, msg *AllReduce) {
+	if a.link == nil || a.link.Size == 1 {
 		ctx.Respond(&Reduced{Stamp: msg.Stamp, Grads: msg.Grads, LossSum: msg.LossSum, Correct: msg.Correct, Samples: msg.Samples})
 		return
 	}
@@ -38,4 +47,15 @@ func (a *aggregator) Receive(ctx actor.Context) {
 		return
 	}
 	ctx.Respond(&Reduced{Stamp: msg.Stamp, Grads: msg.Grads, LossSum: float64(a.stats[0]), Correct: int(a.stats[1]), Samples: int(a.stats[2])})
+}
+
+// join connects the ring of a new world and broadcasts the state every member starts from.
+func (a *aggregator) join(ctx actor.Context, msg *joinWorld) {
+	a.generation, a.link = msg.gen, nil
+	link, err := a.plane.connect(msg.gen, msg.rank, msg.addrs)
+	if err == nil {
+		a.link = link
+		err = link.Broadcast(collective.Stamp{Generation: msg.gen, Step: max(msg.start, 0)}, msg.state, msg.root)
+	}
+	ctx.Respond(&worldJoined{gen: msg.gen, state: msg.state, err: err})
 }

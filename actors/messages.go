@@ -23,9 +23,11 @@ type Stamp struct {
 	Step       int64
 }
 
-// BatchRequest: Worker -> ShardReader. Asks for this rank's part of the global batch of Step.
+// BatchRequest: Worker -> ShardReader. Asks for rank Rank's part (of Ranks) of the global
+// batch of Step.
 type BatchRequest struct {
 	Stamp
+	Rank, Ranks int
 }
 
 // BatchReady: ShardReader -> Worker. The samples of the requested step.

@@ -30,6 +30,17 @@ type Options struct {
 	// World, when set, makes this process one rank of a fixed multi-process world.
 	World *StaticWorld
 
+	// Peer, when set, makes this process a member of an elastic cluster: it trains in the
+	// worlds the cluster's members agree on, as they come and go. Genesis marks the node
+	// started with the job, which waits for MinNodes ready nodes (itself included) before
+	// step 0; the others join the world it creates. A run that the world leaves out returns
+	// ErrLeftOut: close the Peer and run again with a new one.
+	Peer     *Peer
+	Genesis  bool
+	MinNodes int
+	// OnWorld is called whenever this node enters a world.
+	OnWorld func(WorldInfo)
+
 	// readerFault, workerFault and onBatch are test hooks: faults injected into the
 	// ShardReader and the Worker, and a look at every batch the Worker accepts.
 	readerFault func(step int64) bool
@@ -71,6 +82,24 @@ type Result struct {
 	StoppedEarly     bool
 	BestEpoch        int
 	ParamsSHA256     string // digest of the final parameters (ParamsDigest)
+
+	// On a peer: the worlds this node trained in, the members that joined and left them
+	// after the first, and the steps whose work a world change threw away.
+	Generations int
+	Joins       int
+	Departures  int
+	StepsRedone int64
+	Generation  uint64 // the last world's
+	WorldSize   int    // the last world's
+}
+
+// WorldInfo describes a world this node entered.
+type WorldInfo struct {
+	Generation        uint64
+	Members           []string
+	Rank              int
+	StartStep         int64
+	Joins, Departures int
 }
 
 // stopGrace is how long a cancelled run waits for the step in flight before it breaks off the
@@ -91,6 +120,9 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 	if err := opts.World.validate(); err != nil {
 		return nil, err
 	}
+	if opts.Peer != nil && opts.World != nil {
+		return nil, fmt.Errorf("%w: a run is either a static world or a peer", ErrBadJob)
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -106,6 +138,13 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 	rep.rank, rep.ranks = opts.World.rank(), opts.World.size()
 	if opts.World != nil {
 		rep.generation = opts.World.Generation
+	}
+	var plane *dataPlane
+	var sn *sched.Node
+	if opts.Peer != nil {
+		rep.elastic, rep.paused = true, true
+		plane = &dataPlane{endpoint: opts.Peer.endpoint}
+		defer plane.close()
 	}
 	var link *collective.Link
 	if rep.ranks > 1 {
@@ -150,6 +189,13 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 		}
 	}
 
+	if opts.Peer != nil {
+		sn, err = sched.NewNode(sched.Config{ID: opts.Peer.ID(), Genesis: opts.Genesis, MinNodes: opts.MinNodes, StartStep: rep.step,
+			ProposeTimeoutTicks: proposeTimeoutTicks, JoinRetryTicks: joinRetryTicks, JoinStallTicks: joinStallTicks})
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadJob, err)
+		}
+	}
 	system := actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 			return slog.New(cluster.Quiet(log.Handler(), slog.LevelWarn)) // protoactor is chatty at info
@@ -161,7 +207,7 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 	)
 	defer system.Shutdown()
 	outcome := make(chan *Result, 1)
-	n := &node{job: job, opts: opts, log: log, rep: rep, manager: manager, link: link, cursor: &readerCursor{}, outcome: outcome,
+	n := &node{job: job, opts: opts, log: log, rep: rep, manager: manager, link: link, plane: plane, sn: sn, cursor: &readerCursor{}, outcome: outcome,
 		res: &Result{Job: job.Name, StartStep: rep.step, ResumedFrom: start.ResumedFrom, Skipped: start.Skipped, Restarts: map[string]int{}}}
 	if opts.OnStart != nil {
 		opts.OnStart(start)
@@ -182,12 +228,16 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 			if link != nil {
 				link.Close()
 			}
+			if plane != nil {
+				plane.close()
+			}
 			res = <-outcome
 		}
 	}
 	_ = system.Root.StopFuture(pid).Wait()
 	res.WallSeconds = time.Since(began).Seconds()
 	res.ParamsSHA256 = ParamsDigest(rep.model.Params())
+	res.StepsRedone = rep.redone
 	if res.TrainSeconds > 0 {
 		res.SamplesPerSecond = float64(res.Samples) / res.TrainSeconds
 	}
@@ -317,6 +367,9 @@ var policies = map[string]policy{
 	"worker": {maxRestarts: 2, within: time.Minute},
 	// The aggregator holds no state between steps.
 	"aggregator": {maxRestarts: 3, within: time.Minute},
+	// The coordinator's protocol state lives in the Node (sched.Node), so a restart only
+	// loses the world the Worker was last sent; the protocol's retries repair that.
+	"coordinator": {maxRestarts: 3, within: time.Minute},
 	// A failed write is superseded by the next one; a checkpointer that keeps crashing is a
 	// storage problem the run should not hide.
 	"checkpointer": {maxRestarts: 3, within: time.Minute},
@@ -331,16 +384,21 @@ type node struct {
 	rep     *replica
 	manager *checkpoint.Manager
 	link    *collective.Link // nil in a world of one
+	plane   *dataPlane       // on a peer
+	sn      *sched.Node      // on a peer: the world protocol, driven by the Coordinator
 	cursor  *readerCursor
 	outcome chan<- *Result
 
 	roles          map[string]string // child PID id -> role
 	reader, worker *actor.PID
 	ckpter         *actor.PID
+	coord          *actor.PID // on a peer
+	finished       *TrainingDone // on a peer: training ended, waiting for the others
 	res            *Result
 	startedAt      time.Time
 	evalSeconds    float64
 	done           bool
+	stopping       bool
 	failure        error
 }
 
@@ -351,6 +409,11 @@ func (n *node) Receive(ctx actor.Context) {
 	case *actor.Started:
 		n.spawn(ctx)
 	case stopTraining:
+		n.stopping = true
+		if n.finished != nil {
+			n.trainingDone(ctx, n.finished) // lingering after the end: nothing to stop
+			return
+		}
 		if n.worker != nil {
 			ctx.Send(n.worker, msg)
 		}
@@ -358,6 +421,9 @@ func (n *node) Receive(ctx actor.Context) {
 		n.res.Losses = append(n.res.Losses, msg.Loss)
 		n.res.Samples += int64(msg.Samples)
 		n.res.Steps = msg.Step + 1
+		if n.coord != nil {
+			ctx.Send(n.coord, msg)
+		}
 		if n.opts.OnStep != nil {
 			n.opts.OnStep(msg)
 		}
@@ -378,7 +444,42 @@ func (n *node) Receive(ctx actor.Context) {
 			n.opts.OnCheckpoint(msg)
 		}
 	case *TrainingDone:
+		if n.coord != nil && !msg.Interrupted {
+			// Stay until every member has trained the whole job too: one that
+			// is behind may still need this node's state.
+			n.finished = msg
+			ctx.Send(n.coord, trainingFinished{step: msg.Step})
+			return
+		}
 		n.trainingDone(ctx, msg)
+	case lingerOver:
+		if n.finished != nil {
+			n.trainingDone(ctx, n.finished)
+		}
+	case stateInstalled:
+		n.res.Steps = msg.step
+		if n.coord != nil {
+			ctx.Send(n.coord, msg)
+		}
+	case worldChanged:
+		n.res.Generations++
+		n.res.Joins += msg.joins
+		n.res.Departures += msg.departures
+		n.res.Generation, n.res.WorldSize = msg.world.Generation, len(msg.world.Members)
+		if n.opts.OnWorld != nil {
+			members := make([]string, len(msg.world.Members))
+			for i, m := range msg.world.Members {
+				members[i] = string(m)
+			}
+			n.opts.OnWorld(WorldInfo{Generation: msg.world.Generation, Members: members, Rank: msg.world.Rank(n.opts.Peer.ID()),
+				StartStep: msg.world.StartStep, Joins: msg.joins, Departures: msg.departures})
+		}
+	case leftOut:
+		if n.stopping {
+			return // leaving anyway: the world went on as it should
+		}
+		n.log.Warn("the world went on without this node", "generation", msg.world.Generation)
+		n.fail(ctx, fmt.Errorf("%w (generation %d)", ErrLeftOut, msg.world.Generation))
 	case *ReduceFailed:
 		n.fail(ctx, fmt.Errorf("step %d: %w", msg.Step, msg.Err))
 	case *actor.Terminated:
@@ -394,13 +495,18 @@ func (n *node) spawn(ctx actor.Context) {
 	if n.manager != nil {
 		n.ckpter = n.spawnRole(ctx, "checkpointer", func() actor.Actor { return &checkpointer{manager: n.manager, now: time.Now} })
 	}
-	agg := n.spawnRole(ctx, "aggregator", func() actor.Actor { return &aggregator{link: n.link, generation: n.rep.generation} })
+	agg := n.spawnRole(ctx, "aggregator", func() actor.Actor { return &aggregator{link: n.link, plane: n.plane, generation: n.rep.generation} })
 	rc := readerConfig{set: n.rep.trainSet, plan: n.rep.plan, ranks: n.rep.ranks, rank: n.rep.rank, prefetch: n.job.Data.Prefetch,
 		norm: data.Normalize{Mean: n.job.Data.Mean, Std: n.job.Data.Std}, fault: n.opts.readerFault}
 	n.reader = n.spawnRole(ctx, "reader", func() actor.Actor { return newShardReader(rc, n.cursor) })
 	n.worker = n.spawnRole(ctx, "worker", func() actor.Actor {
 		return &worker{r: n.rep, reader: n.reader, aggregator: agg, ckpter: n.ckpter, onBatch: n.opts.onBatch, fault: n.opts.workerFault}
 	})
+	if n.sn != nil {
+		n.coord = n.spawnRole(ctx, "coordinator", func() actor.Actor {
+			return newCoordinator(n.opts.Peer, n.plane, n.sn, n.worker, n.log)
+		})
+	}
 	n.startedAt = time.Now()
 	ctx.Send(n.worker, startTraining{})
 }

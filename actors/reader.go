@@ -54,12 +54,24 @@ type batchSlot struct {
 }
 
 func newShardReader(cfg readerConfig, cursor *readerCursor) *shardReader {
-	perRank := (cfg.plan.GlobalBatch + cfg.ranks - 1) / cfg.ranks
-	slots := make([]batchSlot, cfg.prefetch+1)
-	for i := range slots {
-		slots[i] = batchSlot{x: make([]float32, perRank*cfg.set.SampleSize()), labels: make([]int32, perRank)}
+	r := &shardReader{cfg: cfg, cursor: cursor, orders: map[int]*[]int32{}, served: -1}
+	r.reshape(cfg.rank, cfg.ranks)
+	return r
+}
+
+// reshape serves rank of ranks from now on: batches prefetched for another shape are dropped,
+// and the slots grow when a smaller world gives each rank more samples.
+func (r *shardReader) reshape(rank, ranks int) {
+	r.cfg.rank, r.cfg.ranks = rank, ranks
+	r.ready = map[int64]*BatchReady{}
+	perRank := (r.cfg.plan.GlobalBatch + ranks - 1) / ranks
+	if len(r.slots) > 0 && len(r.slots[0].labels) >= perRank {
+		return
 	}
-	return &shardReader{cfg: cfg, cursor: cursor, orders: map[int]*[]int32{}, ready: map[int64]*BatchReady{}, served: -1, slots: slots}
+	r.slots = make([]batchSlot, r.cfg.prefetch+1)
+	for i := range r.slots {
+		r.slots[i] = batchSlot{x: make([]float32, perRank*r.cfg.set.SampleSize()), labels: make([]int32, perRank)}
+	}
 }
 
 // Receive handles BatchRequest and prefetchStep. A restarted incarnation first answers the
@@ -82,6 +94,9 @@ func (r *shardReader) Receive(ctx actor.Context) {
 
 func (r *shardReader) serve(ctx actor.Context) {
 	req := r.cursor.pending
+	if req.Ranks > 0 && (req.Rank != r.cfg.rank || req.Ranks != r.cfg.ranks) {
+		r.reshape(req.Rank, req.Ranks)
+	}
 	b := r.ready[req.Step]
 	if b == nil {
 		b = r.build(req.Stamp)

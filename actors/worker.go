@@ -3,6 +3,7 @@ package actors
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -38,6 +39,13 @@ type replica struct {
 	val, test compute.Batch // held-out sets, gathered once
 	running   bool
 	stopAsked bool
+
+	// On a peer: the Worker trains only inside a world whose state it installed, and not
+	// after the node promised its vote on the next world.
+	elastic   bool
+	paused    bool
+	pausedGen uint64 // the newest world the Coordinator paused
+	redone    int64  // steps computed or applied and then thrown away by a world change
 }
 
 // epochStats accumulates the current epoch's training figures; it is checkpointed (as JSON in
@@ -137,8 +145,18 @@ func (w *worker) Receive(ctx actor.Context) {
 		w.next(ctx)
 	case stopTraining:
 		w.r.stopAsked = true
+		if w.r.running && w.waiting < 0 {
+			w.next(ctx) // idle between worlds: stop now
+		}
+	case enterWorld:
+		w.enter(ctx, msg)
+	case *worldJoined:
+		w.joined(ctx, msg)
+	case pauseTraining:
+		w.r.pausedGen = max(w.r.pausedGen, msg.gen)
+		w.r.paused = w.r.paused || msg.gen == w.r.generation
 	case *BatchReady:
-		if msg.Step != w.r.step || msg.Step != w.waiting {
+		if msg.Step != w.r.step || msg.Step != w.waiting || msg.Generation != w.r.generation {
 			return // an answer to a request of a previous incarnation
 		}
 		if w.fault != nil && w.fault(msg.Step) {
@@ -152,12 +170,22 @@ func (w *worker) Receive(ctx actor.Context) {
 		lossSum, correct := w.r.model.TrainBatch(msg.Batch, scale, w.r.dropoutSeed(msg.Step))
 		ctx.Request(w.aggregator, &AllReduce{Stamp: msg.Stamp, Grads: w.r.model.Grads(), LossSum: lossSum, Correct: correct, Samples: msg.Batch.N})
 	case *ReduceFailed:
-		if msg.Step == w.waiting {
+		if msg.Step == w.waiting && msg.Generation == w.r.generation {
 			w.waiting = -1
+			if w.r.elastic {
+				// A member is gone or frozen: the Coordinator will commit a world
+				// without it, and this step is run again there.
+				w.r.redone++
+				w.r.paused = true
+				if w.r.stopAsked {
+					w.next(ctx) // leaving: this was the last step it would have run
+				}
+				return
+			}
 			ctx.Send(ctx.Parent(), msg) // a static world cannot go on without a rank
 		}
 	case *Reduced:
-		if msg.Step != w.r.step || msg.Step != w.waiting {
+		if msg.Step != w.r.step || msg.Step != w.waiting || msg.Generation != w.r.generation {
 			return
 		}
 		w.apply(ctx, msg)
@@ -175,8 +203,48 @@ func (w *worker) next(ctx actor.Context) {
 		w.finish(ctx, false, false)
 		return
 	}
+	if w.r.paused {
+		return // until the next world
+	}
 	w.waiting = w.r.step
-	ctx.Request(w.reader, &BatchRequest{Stamp: Stamp{Generation: w.r.generation, Step: w.r.step}})
+	ctx.Request(w.reader, &BatchRequest{Stamp: Stamp{Generation: w.r.generation, Step: w.r.step}, Rank: w.r.rank, Ranks: w.r.ranks})
+}
+
+// enter starts the move to a new world: whatever step was in flight is abandoned, and the
+// Aggregator connects the world's ring and broadcasts the state every member starts from.
+func (w *worker) enter(ctx actor.Context, msg enterWorld) {
+	if w.waiting >= 0 {
+		w.r.redone++
+		w.waiting = -1
+	}
+	w.r.generation, w.r.rank, w.r.ranks = msg.world.Generation, msg.rank, len(msg.addrs)
+	w.r.paused = true
+	// A fresh buffer each time: the Aggregator may still be writing into the previous one
+	// while it notices that its world is gone.
+	ctx.Request(w.aggregator, &joinWorld{gen: msg.world.Generation, start: msg.world.StartStep, rank: msg.rank,
+		addrs: msg.addrs, root: msg.root, state: w.r.encodeState()})
+}
+
+// joined installs the world's starting state and goes on training.
+func (w *worker) joined(ctx actor.Context, msg *worldJoined) {
+	if msg.gen != w.r.generation {
+		return // superseded while it was being joined
+	}
+	if msg.err != nil {
+		// The world broke while starting (a member died or froze): the Coordinator
+		// commits the next one.
+		return
+	}
+	before := w.r.step
+	if err := w.r.installState(msg.state); err != nil {
+		panic(err) // same job, same layout: a mismatch is a bug the supervisor should see
+	}
+	w.r.redone += max(before-w.r.step, 0)
+	ctx.Send(ctx.Parent(), stateInstalled{gen: msg.gen, step: w.r.step})
+	w.r.paused = w.r.pausedGen >= msg.gen
+	if w.r.running {
+		w.next(ctx)
+	}
 }
 
 // apply is one optimizer step with the world's gradient: schedule, then the update (which
@@ -246,8 +314,11 @@ func (w *worker) evaluate(b compute.Batch) (loss, accuracy float64) {
 	return lossSum / float64(b.N), float64(correct) / float64(b.N)
 }
 
+// writesCheckpoints: in a world of several members only rank 0 writes.
+func (w *worker) writesCheckpoints() bool { return w.ckpter != nil && w.r.rank == 0 }
+
 func (w *worker) save(ctx actor.Context) {
-	if w.ckpter != nil {
+	if w.writesCheckpoints() {
 		ctx.Send(w.ckpter, &SaveSnapshot{Stamp: Stamp{Step: w.r.step}, Snapshot: w.r.snapshot()})
 	}
 }
@@ -256,7 +327,7 @@ func (w *worker) save(ctx actor.Context) {
 // some, evaluates the test set and reports the end of the run.
 func (w *worker) finish(ctx actor.Context, interrupted, stoppedEarly bool) {
 	w.r.running = false
-	if w.ckpter != nil {
+	if w.writesCheckpoints() {
 		snap := w.r.snapshot()
 		if !interrupted {
 			snap.Meta[metaFinal] = "true"
@@ -274,4 +345,64 @@ func (w *worker) finish(ctx actor.Context, interrupted, stoppedEarly bool) {
 	done.TestLoss, done.TestAccuracy = w.evaluate(w.r.test)
 	done.EvalSeconds = time.Since(t).Seconds()
 	ctx.Send(ctx.Parent(), done)
+}
+
+// stateHeader is the number of float32 words in front of an encoded state: the cursor, the
+// optimizer's step count and the epoch's running figures, each a 64-bit value in two words.
+const stateHeader = 10
+
+// encodeState lays the replica's whole training state out as one vector, so that a world's
+// first broadcast can carry it: a header of 64-bit values split into float32 words (the
+// broadcast copies bits, so they arrive intact), the parameters, then every optimizer buffer.
+func (r *replica) encodeState() []float32 {
+	st := r.opt.State()
+	params := r.model.Params()
+	n := stateHeader + len(params)
+	for _, b := range st.Buffers {
+		n += len(b)
+	}
+	out := make([]float32, n)
+	for i, v := range [stateHeader / 2]uint64{uint64(r.step), uint64(st.Step), math.Float64bits(r.epoch.LossSum),
+		uint64(r.epoch.Correct), uint64(r.epoch.Samples)} {
+		out[2*i], out[2*i+1] = math.Float32frombits(uint32(v)), math.Float32frombits(uint32(v>>32))
+	}
+	off := stateHeader + copy(out[stateHeader:], params)
+	for _, b := range st.Buffers {
+		off += copy(out[off:], b)
+	}
+	return out
+}
+
+// installState replaces the replica's state with an encoded one (see encodeState), which a
+// replica of the same job produced.
+func (r *replica) installState(s []float32) error {
+	st := r.opt.State()
+	params := r.model.Params()
+	want := stateHeader + len(params)
+	for _, b := range st.Buffers {
+		want += len(b)
+	}
+	if len(s) != want {
+		return fmt.Errorf("state transfer: %d values, this job's state has %d", len(s), want)
+	}
+	var h [stateHeader / 2]uint64
+	for i := range h {
+		h[i] = uint64(math.Float32bits(s[2*i])) | uint64(math.Float32bits(s[2*i+1]))<<32
+	}
+	if int64(h[0]) < 0 || int64(h[0]) > r.totalSteps || int64(h[1]) < 0 {
+		return fmt.Errorf("state transfer: cursor %d, optimizer step %d out of range", int64(h[0]), int64(h[1]))
+	}
+	bufs := make([][]float32, len(st.Buffers))
+	off := stateHeader + len(params)
+	for i, b := range st.Buffers {
+		bufs[i] = s[off : off+len(b)]
+		off += len(b)
+	}
+	if err := r.opt.SetState(optim.State{Name: st.Name, Step: int64(h[1]), Buffers: bufs}); err != nil {
+		return fmt.Errorf("state transfer: %w", err)
+	}
+	copy(params, s[stateHeader:])
+	r.step = int64(h[0])
+	r.epoch = epochStats{LossSum: math.Float64frombits(h[2]), Correct: int(h[3]), Samples: int(h[4])}
+	return nil
 }

@@ -20,7 +20,7 @@ func runWorld(t *testing.T, job Job, size int) []*Result {
 	eps := make([]*collective.Endpoint, size)
 	addrs := make([]string, size)
 	for i := range eps {
-		ep, err := collective.Listen("127.0.0.1:0", nil)
+		ep, err := collective.Listen("127.0.0.1:0", nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -21,8 +21,8 @@ var ErrClosed = errors.New("collective: endpoint closed")
 // endpoint and is dialled by the previous one; a hello naming the generation and ranks matches
 // streams to worlds, so a stream from a stale world is never mistaken for a current one.
 type Endpoint struct {
-	ln  net.Listener
-	tls *tls.Config // nil: plain TCP (loopback tests and --insecure clusters)
+	ln     net.Listener
+	client *tls.Config // for dials; nil: plain TCP (loopback tests and --insecure clusters)
 
 	mu      sync.Mutex
 	pending map[helloKey]net.Conn // accepted streams waiting for their world's Connect
@@ -36,20 +36,24 @@ type helloKey struct {
 	from, size int
 }
 
-// Listen opens the endpoint on addr ("127.0.0.1:0" picks a port). With a TLS config every
-// stream is mutually authenticated with it.
-func Listen(addr string, conf *tls.Config) (*Endpoint, error) {
+// Listen opens the endpoint on addr ("127.0.0.1:0" picks a port). With TLS configurations
+// (cluster.TLSConfigs gives both) every stream is mutually authenticated: server for the
+// streams accepted, client for those dialled. Both nil: plain TCP.
+func Listen(addr string, server, client *tls.Config) (*Endpoint, error) {
+	if (server == nil) != (client == nil) {
+		return nil, errors.New("collective: give both TLS configurations or neither")
+	}
 	var ln net.Listener
 	var err error
-	if conf != nil {
-		ln, err = tls.Listen("tcp", addr, conf)
+	if server != nil {
+		ln, err = tls.Listen("tcp", addr, server)
 	} else {
 		ln, err = net.Listen("tcp", addr)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("collective: listen: %w", err)
 	}
-	e := &Endpoint{ln: ln, tls: conf, pending: map[helloKey]net.Conn{}, arrived: make(chan struct{})}
+	e := &Endpoint{ln: ln, client: client, pending: map[helloKey]net.Conn{}, arrived: make(chan struct{})}
 	e.wg.Add(1)
 	go e.accept()
 	return e, nil
@@ -163,8 +167,8 @@ func (e *Endpoint) dial(ctx context.Context, addr string, generation uint64, ran
 	var c net.Conn
 	var err error
 	for {
-		if e.tls != nil {
-			td := tls.Dialer{NetDialer: &d, Config: e.tls}
+		if e.client != nil {
+			td := tls.Dialer{NetDialer: &d, Config: e.client}
 			c, err = td.DialContext(ctx, "tcp", addr)
 		} else {
 			c, err = d.DialContext(ctx, "tcp", addr)

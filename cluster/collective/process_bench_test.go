@@ -196,7 +196,7 @@ func TestRankProcess(t *testing.T) {
 }
 
 func runRank(job rankJob) (rankReport, error) {
-	ep, err := Listen("127.0.0.1:0", nil)
+	ep, err := Listen("127.0.0.1:0", nil, nil)
 	if err != nil {
 		return rankReport{}, err
 	}

@@ -20,7 +20,7 @@ func world(t testing.TB, size int, generation uint64) ([]*Link, func()) {
 	eps := make([]*Endpoint, size)
 	addrs := make([]string, size)
 	for i := range eps {
-		ep, err := Listen("127.0.0.1:0", nil)
+		ep, err := Listen("127.0.0.1:0", nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +158,7 @@ func TestStaleChunkIsRejected(t *testing.T) {
 // Garbage on the data port is dropped; the world still connects.
 func TestEndpointDropsGarbage(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	ep, err := Listen("127.0.0.1:0", nil)
+	ep, err := Listen("127.0.0.1:0", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestEndpointDropsGarbage(t *testing.T) {
 	}
 	c.Close()
 
-	other, err := Listen("127.0.0.1:0", nil)
+	other, err := Listen("127.0.0.1:0", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,12 @@ type Message interface {
 
 func (h *Header) header() *Header { return h }
 
+// HeaderOf returns a copy of m's header.
+func HeaderOf(m Message) Header { return *m.header() }
+
+// SetHeader replaces m's header, which the sender fills in just before sending.
+func SetHeader(m Message, h Header) { *m.header() = h }
+
 // NoCursor is the cursor of a node that holds no training state (it waits for a state
 // transfer), and the start step of a world none of whose members holds one (it restores the
 // newest checkpoint). Every other cursor and start step is non-negative.

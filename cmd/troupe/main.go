@@ -39,6 +39,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newTrainCommand(stdout, stderr))
+	root.AddCommand(newNodeCommand(stdout, stderr))
 	err := root.ExecuteContext(ctx)
 	switch {
 	case err == nil:

@@ -13,6 +13,7 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/troupe-ml/troupe/actors"
 )
@@ -60,29 +61,39 @@ and checkpointer, a world of one. Without a job file it trains the default MNIST
 			return train(cmd.Context(), job, f, stdout, stderr)
 		},
 	}
+	f.defineJobFlags(cmd.Flags())
+	f.defineOutputFlags(cmd.Flags())
 	fl := cmd.Flags()
-	f.overrides = map[string]func(*actors.Job){}
-	override(&f, fl.IntVar, "epochs", "number of epochs", func(j *actors.Job) *int { return &j.Train.Epochs })
-	override(&f, fl.IntVar, "batch-size", "global batch size (samples per step)", func(j *actors.Job) *int { return &j.Train.BatchSize })
-	override(&f, fl.Int64Var, "max-steps", "stop after this many steps in all (0: run every epoch)", func(j *actors.Job) *int64 { return &j.Train.MaxSteps })
-	override(&f, fl.Float64Var, "lr", "base learning rate", func(j *actors.Job) *float64 { return &j.Optimizer.LR })
-	override(&f, fl.Uint64Var, "seed", "seed of initialization, data order and dropout", func(j *actors.Job) *uint64 { return &j.Seed })
-	override(&f, fl.StringVar, "data-dir", "folder of the MNIST IDX files (default: $TROUPE_MNIST_DIR, then the Go module cache)", func(j *actors.Job) *string { return &j.Data.Dir })
-	override(&f, fl.IntVar, "train-limit", "train on the first N samples only", func(j *actors.Job) *int { return &j.Data.TrainLimit })
-	override(&f, fl.IntVar, "test-limit", "test on the first N samples only", func(j *actors.Job) *int { return &j.Data.TestLimit })
-	override(&f, fl.IntVar, "validation", "hold out the last N training samples for validation", func(j *actors.Job) *int { return &j.Data.Validation })
-	override(&f, fl.StringVar, "checkpoint-dir", "checkpoint directory", func(j *actors.Job) *string { return &j.Checkpoint.Dir })
-	override(&f, fl.IntVar, "checkpoint-every", "write a checkpoint every N steps", func(j *actors.Job) *int { return &j.Checkpoint.EverySteps })
-	override(&f, fl.IntVar, "keep", "committed checkpoints to keep", func(j *actors.Job) *int { return &j.Checkpoint.Keep })
-	override(&f, fl.BoolVar, "resume", "continue from the newest valid checkpoint", func(j *actors.Job) *bool { return &j.Checkpoint.Resume })
-	override(&f, fl.BoolVar, "overwrite", "start afresh even over the checkpoints of an unfinished run", func(j *actors.Job) *bool { return &j.Checkpoint.Overwrite })
 	fl.BoolVar(&f.noCheckpoint, "no-checkpoint", false, "write no checkpoints")
+	return cmd
+}
+
+// defineJobFlags defines the flags that override fields of the job file.
+func (f *trainFlags) defineJobFlags(fl *pflag.FlagSet) {
+	f.overrides = map[string]func(*actors.Job){}
+	override(f, fl.IntVar, "epochs", "number of epochs", func(j *actors.Job) *int { return &j.Train.Epochs })
+	override(f, fl.IntVar, "batch-size", "global batch size (samples per step)", func(j *actors.Job) *int { return &j.Train.BatchSize })
+	override(f, fl.Int64Var, "max-steps", "stop after this many steps in all (0: run every epoch)", func(j *actors.Job) *int64 { return &j.Train.MaxSteps })
+	override(f, fl.Float64Var, "lr", "base learning rate", func(j *actors.Job) *float64 { return &j.Optimizer.LR })
+	override(f, fl.Uint64Var, "seed", "seed of initialization, data order and dropout", func(j *actors.Job) *uint64 { return &j.Seed })
+	override(f, fl.StringVar, "data-dir", "folder of the MNIST IDX files (default: $TROUPE_MNIST_DIR, then the Go module cache)", func(j *actors.Job) *string { return &j.Data.Dir })
+	override(f, fl.IntVar, "train-limit", "train on the first N samples only", func(j *actors.Job) *int { return &j.Data.TrainLimit })
+	override(f, fl.IntVar, "test-limit", "test on the first N samples only", func(j *actors.Job) *int { return &j.Data.TestLimit })
+	override(f, fl.IntVar, "validation", "hold out the last N training samples for validation", func(j *actors.Job) *int { return &j.Data.Validation })
+	override(f, fl.StringVar, "checkpoint-dir", "checkpoint directory", func(j *actors.Job) *string { return &j.Checkpoint.Dir })
+	override(f, fl.IntVar, "checkpoint-every", "write a checkpoint every N steps", func(j *actors.Job) *int { return &j.Checkpoint.EverySteps })
+	override(f, fl.IntVar, "keep", "committed checkpoints to keep", func(j *actors.Job) *int { return &j.Checkpoint.Keep })
+	override(f, fl.BoolVar, "resume", "continue from the newest valid checkpoint", func(j *actors.Job) *bool { return &j.Checkpoint.Resume })
+	override(f, fl.BoolVar, "overwrite", "start afresh even over the checkpoints of an unfinished run", func(j *actors.Job) *bool { return &j.Checkpoint.Overwrite })
+}
+
+// defineOutputFlags defines how a run shows its progress and results.
+func (f *trainFlags) defineOutputFlags(fl *pflag.FlagSet) {
 	fl.BoolVar(&f.json, "json", false, "print one JSON object with the results on stdout at the end")
 	fl.StringVar(&f.lossLog, "loss-log", "", "write every step's loss to this file (step,loss)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress display: auto (a bar on a terminal, else lines), bar, lines, none")
 	fl.IntVar(&f.logEvery, "log-every", 100, "steps between progress lines")
 	fl.BoolVar(&f.verbose, "verbose", false, "log debug details")
-	return cmd
 }
 
 // apply writes the flags the user set over the job and validates the result.
@@ -109,6 +120,23 @@ func (f *trainFlags) apply(cmd *cobra.Command, job *actors.Job) error {
 	return job.Validate()
 }
 
+// outputs builds the log and the progress display the flags ask for.
+func (f *trainFlags) outputs(stderr io.Writer) (*slog.Logger, *progress) {
+	level := slog.LevelInfo
+	if f.verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	mode := f.progress
+	if mode == "auto" {
+		mode = "lines"
+		if isTerminal(stderr) {
+			mode = "bar"
+		}
+	}
+	return log, newProgress(mode, stderr, f.logEvery)
+}
+
 // summary is the --json output.
 type summary struct {
 	Job              string         `json:"job"`
@@ -131,23 +159,30 @@ type summary struct {
 	Interrupted      bool           `json:"interrupted"`
 	StoppedEarly     bool           `json:"stopped_early"`
 	BestEpoch        int            `json:"best_epoch,omitempty"`
+	ParamsSHA256     string         `json:"params_sha256"`
+}
+
+// newSummary gathers what a run reports.
+func newSummary(res *actors.Result, params int) summary {
+	out := summary{
+		Job: res.Job, TestAccuracy: res.TestAccuracy, Epochs: res.Epochs, Steps: res.Steps, StartStep: res.StartStep,
+		Samples: res.Samples, SamplesPerSecond: res.SamplesPerSecond, TrainSeconds: res.TrainSeconds,
+		WallSeconds: res.WallSeconds, PeakRSSBytes: peakRSS(), Params: params, Checkpoints: res.Checkpoints,
+		CheckpointErrors: res.CheckpointErrors, ResumedFrom: res.ResumedFrom, Restarts: res.Restarts,
+		Interrupted: res.Interrupted, StoppedEarly: res.StoppedEarly, BestEpoch: res.BestEpoch, ParamsSHA256: res.ParamsSHA256,
+	}
+	if !math.IsNaN(res.TestLoss) && !math.IsInf(res.TestLoss, 0) {
+		out.TestLoss = &res.TestLoss
+	}
+	for _, s := range res.Skipped {
+		out.SkippedBroken = append(out.SkippedBroken, s.Name+": "+s.Reason)
+	}
+	return out
 }
 
 // train runs the job with a progress display and reports the result.
 func train(ctx context.Context, job actors.Job, f trainFlags, stdout, stderr io.Writer) error {
-	level := slog.LevelInfo
-	if f.verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	mode := f.progress
-	if mode == "auto" {
-		mode = "lines"
-		if isTerminal(stderr) {
-			mode = "bar"
-		}
-	}
-	display := newProgress(mode, stderr, f.logEvery)
+	log, display := f.outputs(stderr)
 	var params int
 	res, err := actors.Run(ctx, job, actors.Options{
 		Logger: log,
@@ -166,32 +201,25 @@ func train(ctx context.Context, job actors.Job, f trainFlags, stdout, stderr io.
 	if werr := writeLossLog(f.lossLog, res); werr != nil && err == nil {
 		err = werr
 	}
-	out := summary{
-		Job: res.Job, TestAccuracy: res.TestAccuracy, Epochs: res.Epochs, Steps: res.Steps, StartStep: res.StartStep,
-		Samples: res.Samples, SamplesPerSecond: res.SamplesPerSecond, TrainSeconds: res.TrainSeconds,
-		WallSeconds: res.WallSeconds, PeakRSSBytes: peakRSS(), Params: params, Checkpoints: res.Checkpoints,
-		CheckpointErrors: res.CheckpointErrors, ResumedFrom: res.ResumedFrom, Restarts: res.Restarts,
-		Interrupted: res.Interrupted, StoppedEarly: res.StoppedEarly, BestEpoch: res.BestEpoch,
-	}
-	if !math.IsNaN(res.TestLoss) && !math.IsInf(res.TestLoss, 0) {
-		out.TestLoss = &res.TestLoss
-	}
-	for _, s := range res.Skipped {
-		out.SkippedBroken = append(out.SkippedBroken, s.Name+": "+s.Reason)
-	}
-	if f.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if jerr := enc.Encode(out); jerr != nil && err == nil {
-			err = jerr
-		}
-	} else {
-		printSummary(stdout, out)
+	out := newSummary(res, params)
+	if perr := report(stdout, f.json, out, printSummary); perr != nil && err == nil {
+		err = perr
 	}
 	if err == nil && res.Interrupted {
 		err = errInterrupted
 	}
 	return err
+}
+
+// report prints a summary: one JSON object, or lines for people.
+func report[S any](w io.Writer, asJSON bool, s S, plain func(io.Writer, S)) error {
+	if !asJSON {
+		plain(w, s)
+		return nil
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(s)
 }
 
 var errInterrupted = errors.New("interrupted: the state at the last step boundary is checkpointed; --resume continues")

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/troupe-ml/troupe/actors"
+	"github.com/troupe-ml/troupe/cluster"
+)
+
+// nodeFlags are the settings of `troupe node`: the training flags, and where the node sits in
+// the cluster.
+type nodeFlags struct {
+	trainFlags
+	bind      string
+	advertise string
+	jobFile   string
+	join      []string
+	minNodes  int
+	keyFile   string
+	insecure  bool
+	gossip    string
+	leaveWait time.Duration
+}
+
+// localFlags are the job flags a joiner may give: they say where this node finds its data and
+// writes its checkpoints, not what the cluster trains.
+var localFlags = map[string]bool{"data-dir": true, "checkpoint-dir": true, "checkpoint-every": true, "keep": true, "overwrite": true}
+
+func newNodeCommand(stdout, stderr io.Writer) *cobra.Command {
+	var f nodeFlags
+	cmd := &cobra.Command{
+		Use:   "node --bind HOST:PORT (--job JOB.yaml | --join HOST:PORT)",
+		Short: "Run a peer: start a job on a cluster, or join the job a cluster trains",
+		Long: `Run this process as a peer of an elastic cluster. With --job it starts the job and
+waits for --min-nodes ready nodes before step 0; with --join it joins any member and
+takes the job from the cluster. Nodes may join, leave (SIGTERM or SIGINT: a graceful
+leave that finishes the step in flight) or die at any time; the others go on from the
+highest step a survivor completed. Every node exits 0 when the job is complete.
+
+Traffic between nodes is encrypted and authenticated with the cluster key (--key-file or
+$` + cluster.KeyEnv + `, base64 of 16, 24 or 32 bytes). Without a key a node binds to loopback
+only, unless --insecure says otherwise.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runNode(cmd, &f, stdout, stderr)
+		},
+	}
+	f.defineJobFlags(cmd.Flags())
+	f.defineOutputFlags(cmd.Flags())
+	fl := cmd.Flags()
+	fl.BoolVar(&f.noCheckpoint, "no-checkpoint", false, "write no checkpoints")
+	fl.StringVar(&f.bind, "bind", "127.0.0.1:7946", "gossip address to listen on (HOST:PORT; port 0 picks one); the control and data planes listen on the same host")
+	fl.StringVar(&f.advertise, "advertise", "", "host other nodes reach this one at, when it differs from the bind host")
+	fl.StringVar(&f.jobFile, "job", "", "start this job (a YAML job file)")
+	fl.StringSliceVar(&f.join, "join", nil, "join the cluster through this member's gossip address (HOST:PORT; repeat or separate with commas)")
+	fl.IntVar(&f.minNodes, "min-nodes", 1, "with --job: ready nodes, this one included, to wait for before step 0")
+	fl.StringVar(&f.keyFile, "key-file", "", "file holding the cluster key in base64 (default: $"+cluster.KeyEnv+")")
+	fl.BoolVar(&f.insecure, "insecure", false, "allow a non-loopback address without a cluster key: traffic in the clear, anyone may join")
+	fl.StringVar(&f.gossip, "gossip", "auto", "failure-detection timings: lan, local (loopback, sub-second) or auto (local on loopback)")
+	fl.DurationVar(&f.leaveWait, "leave-timeout", 2*time.Second, "how long a graceful leave waits for the cluster to hear of it")
+	return cmd
+}
+
+// nodeSummary is the --json output of a node: the training summary and the node's history in
+// the cluster.
+type nodeSummary struct {
+	summary
+	NodeID       string `json:"node_id"`
+	Incarnations int    `json:"incarnations"`
+	Generations  int    `json:"generations"`
+	Generation   uint64 `json:"generation"`
+	WorldSize    int    `json:"world_size"`
+	Joins        int    `json:"joins"`
+	Departures   int    `json:"departures"`
+	StepsRedone  int64  `json:"steps_redone"`
+	Left         bool   `json:"left"` // left the cluster before the job was complete
+}
+
+// gossipConfig turns the flags into the membership's configuration.
+func (f *nodeFlags) gossipConfig() (cluster.Config, error) {
+	host, portText, err := net.SplitHostPort(f.bind)
+	if err != nil {
+		return cluster.Config{}, fmt.Errorf("--bind %q: %w", f.bind, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil || port < 0 || port > 65535 {
+		return cluster.Config{}, fmt.Errorf("--bind %q: bad port", f.bind)
+	}
+	ip := net.ParseIP(host)
+	var cfg cluster.Config
+	switch f.gossip {
+	case "local":
+		cfg = cluster.LocalConfig()
+	case "lan":
+		cfg = cluster.DefaultConfig()
+	case "auto":
+		cfg = cluster.DefaultConfig()
+		if ip != nil && ip.IsLoopback() {
+			cfg = cluster.LocalConfig()
+		}
+	default:
+		return cluster.Config{}, fmt.Errorf("--gossip must be lan, local or auto, got %q", f.gossip)
+	}
+	cfg.BindAddr, cfg.BindPort, cfg.AdvertiseAddr = host, port, f.advertise
+	cfg.KeyFile, cfg.Insecure = f.keyFile, f.insecure
+	return cfg, nil
+}
+
+// check rejects flag combinations that cannot work.
+func (f *nodeFlags) check(cmd *cobra.Command) error {
+	switch {
+	case f.jobFile == "" && len(f.join) == 0:
+		return errors.New("give --job JOB.yaml to start a job, or --join HOST:PORT to join one")
+	case f.jobFile != "" && len(f.join) > 0:
+		return errors.New("--job starts a cluster and --join joins one: give one of them")
+	case f.minNodes < 1:
+		return fmt.Errorf("--min-nodes must be >= 1, got %d", f.minNodes)
+	case cmd.Flags().Changed("min-nodes") && f.jobFile == "":
+		return errors.New("--min-nodes is for the node that starts the job (--job)")
+	case f.leaveWait <= 0:
+		return fmt.Errorf("--leave-timeout must be > 0, got %s", f.leaveWait)
+	}
+	if f.jobFile == "" {
+		for name := range f.overrides {
+			if cmd.Flags().Changed(name) && !localFlags[name] {
+				return fmt.Errorf("--%s: a joining node trains the cluster's job; give it to the node started with --job", name)
+			}
+		}
+	}
+	return nil
+}
+
+func runNode(cmd *cobra.Command, f *nodeFlags, stdout, stderr io.Writer) error {
+	ctx := cmd.Context()
+	if err := f.check(cmd); err != nil {
+		return err
+	}
+	cfg, err := f.gossipConfig()
+	if err != nil {
+		return err
+	}
+	var job actors.Job
+	known := f.jobFile != ""
+	if known {
+		if job, err = actors.LoadJob(f.jobFile); err != nil {
+			return err
+		}
+		if err := f.apply(cmd, &job); err != nil {
+			return err
+		}
+	}
+	log, display := f.outputs(stderr)
+	out := nodeSummary{}
+	seeds := f.join
+	var res *actors.Result
+	for {
+		cfg.Seeds = seeds
+		peer, err := actors.StartPeer(actors.PeerConfig{Gossip: cfg, Logger: log})
+		if err != nil {
+			return err
+		}
+		out.Incarnations++
+		out.NodeID = string(peer.ID())
+		log.Info("node up", "id", peer.ID(), "gossip", peer.GossipAddr(), "seeds", seeds)
+		if !known {
+			if job, err = fetchJob(ctx, peer, f, cmd, log); err != nil {
+				_ = peer.Close()
+				return err
+			}
+			known = true
+		}
+		if err := peer.ServeJob(job); err != nil {
+			_ = peer.Close()
+			return err
+		}
+		leaving := make(chan struct{})
+		go func() {
+			// A signal: tell the cluster at once, so that the others form a world
+			// without this node while it finishes its step in flight.
+			select {
+			case <-ctx.Done():
+				_ = peer.Leave(f.leaveWait)
+			case <-leaving:
+			}
+		}()
+		var params int
+		res, err = actors.Run(ctx, job, actors.Options{
+			Logger:   log,
+			Peer:     peer,
+			Genesis:  f.jobFile != "" && out.Incarnations == 1,
+			MinNodes: f.minNodes,
+			OnStart: func(s actors.Start) {
+				params = s.Params
+				if out.Incarnations == 1 {
+					display.start(s)
+				}
+			},
+			OnStep:       display.step,
+			OnEpoch:      display.epoch,
+			OnCheckpoint: display.checkpoint,
+			OnWorld: func(w actors.WorldInfo) {
+				log.Info("training in a new world", "generation", w.Generation, "rank", w.Rank, "members", len(w.Members),
+					"start_step", w.StartStep, "joins", w.Joins, "departures", w.Departures)
+			},
+		})
+		close(leaving)
+		if res != nil {
+			out.summary = newSummary(res, params)
+			out.Generations += res.Generations
+			out.Joins += res.Joins
+			out.Departures += res.Departures
+			out.StepsRedone += res.StepsRedone
+			out.Generation, out.WorldSize = res.Generation, res.WorldSize
+		}
+		if errors.Is(err, actors.ErrLeftOut) && ctx.Err() == nil {
+			// Frozen or cut off past the failure timeout: the world went on. Come back
+			// as a new node, through the members this one knew.
+			seeds = append(peer.GossipAddrs(), f.join...)
+			_ = peer.Close()
+			log.Warn("rejoining as a new incarnation", "seeds", seeds)
+			continue
+		}
+		_ = peer.Close()
+		if err != nil && res == nil {
+			display.stop()
+			return err
+		}
+		break
+	}
+	display.stop()
+	out.Left = res.Interrupted
+	if werr := writeLossLog(f.lossLog, res); werr != nil && err == nil {
+		err = werr
+	}
+	if perr := report(stdout, f.json, out, printNodeSummary); perr != nil && err == nil {
+		err = perr
+	}
+	return err
+}
+
+// fetchJob waits for a member to hand over the job, then writes this node's local flags over it.
+func fetchJob(ctx context.Context, peer *actors.Peer, f *nodeFlags, cmd *cobra.Command, log *slog.Logger) (actors.Job, error) {
+	log.Info("asking the cluster for its job")
+	job, err := peer.FetchJob(ctx)
+	if err != nil {
+		return actors.Job{}, err
+	}
+	if err := f.apply(cmd, &job); err != nil {
+		return actors.Job{}, err
+	}
+	log.Info("got the job", "job", job.Name, "fingerprint", job.Fingerprint())
+	return job, nil
+}
+
+func printNodeSummary(w io.Writer, s nodeSummary) {
+	printSummary(w, s.summary)
+	fmt.Fprintf(w, "  node %s: %d worlds (last: generation %d, %d members), %d joins, %d departures, %d steps redone\n",
+		s.NodeID, s.Generations, s.Generation, s.WorldSize, s.Joins, s.Departures, s.StepsRedone)
+	if s.Left {
+		fmt.Fprintln(w, "  left the cluster before the job was complete")
+	}
+	fmt.Fprintf(w, "  final parameters sha256 %s\n", s.ParamsSHA256)
+}
