@@ -52,10 +52,18 @@ func (a *aggregator) allReduce(ctx actor.Context, msg *AllReduce) {
 // join connects the ring of a new world and broadcasts the state every member starts from.
 func (a *aggregator) join(ctx actor.Context, msg *joinWorld) {
 	a.generation, a.link = msg.gen, nil
+	log := a.plane.log.With("generation", msg.gen, "rank", msg.rank, "size", len(msg.addrs))
+	log.Debug("connecting the world's ring", "root", msg.root)
 	link, err := a.plane.connect(msg.gen, msg.rank, msg.addrs)
 	if err == nil {
 		a.link = link
+		log.Debug("ring connected; broadcasting the starting state", "values", len(msg.state))
 		err = link.Broadcast(collective.Stamp{Generation: msg.gen, Step: max(msg.start, 0)}, msg.state, msg.root)
+	}
+	if err != nil {
+		log.Info("could not start the world", "err", err)
+	} else {
+		log.Debug("world started")
 	}
 	ctx.Respond(&worldJoined{gen: msg.gen, state: msg.state, err: err})
 }

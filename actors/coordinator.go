@@ -39,6 +39,7 @@ var errSuperseded = errors.New("actors: the world was superseded")
 // that died, a reduction with a frozen member) so that it can move on.
 type dataPlane struct {
 	endpoint *collective.Endpoint
+	log      *slog.Logger
 
 	mu     sync.Mutex
 	gen    uint64             // the newest world committed
@@ -174,8 +175,8 @@ type coordinator struct {
 
 	stopTicks chan struct{}
 	world     sched.World // the world the Worker was last sent
-	waiting   *sched.World
-	paused    bool
+	waiting   *sched.World // committed, not yet handed to the Worker
+	voting    bool         // the Worker was told to pause for a vote
 	finished  map[sched.NodeID]bool // members that trained the whole job
 	doneStep  int64                 // this node's final step; -1 while training
 	doneAt    time.Time
@@ -257,9 +258,10 @@ func (c *coordinator) step(ctx actor.Context, e sched.Event) {
 	if rd.Commit != nil {
 		w := *rd.Commit
 		c.plane.supersede(w.Generation)
-		c.waiting, c.paused = &w, false
-	} else if rd.Paused && !c.paused && c.world.Generation > 0 && c.waiting == nil {
-		c.paused = true
+		c.waiting, c.voting = &w, false
+	} else if rd.Voting && !c.voting && c.world.Generation > 0 && c.waiting == nil {
+		c.voting = true
+		c.log.Debug("pausing: voting on the next world", "generation", c.world.Generation)
 		ctx.Send(c.worker, pauseTraining{gen: c.world.Generation})
 	}
 	c.enterWaiting(ctx)

@@ -143,7 +143,7 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 	var sn *sched.Node
 	if opts.Peer != nil {
 		rep.elastic, rep.paused = true, true
-		plane = &dataPlane{endpoint: opts.Peer.endpoint}
+		plane = &dataPlane{endpoint: opts.Peer.endpoint, log: log}
 		defer plane.close()
 	}
 	var link *collective.Link

@@ -39,13 +39,14 @@ type PeerConfig struct {
 // cannot come back under the same name: it closes its Peer and starts a new one, which gets a
 // new name, a new incarnation and new addresses, and joins like any new node.
 type Peer struct {
-	log        *slog.Logger
-	membership *cluster.Membership
-	transport  *transport.Transport
-	endpoint   *collective.Endpoint
-	id         sched.NodeID
+	log       *slog.Logger
+	gossip    cluster.Config
+	transport *transport.Transport
+	endpoint  *collective.Endpoint
 
-	mu      sync.Mutex
+	mu         sync.Mutex
+	membership *cluster.Membership // this incarnation's
+	id         sched.NodeID        // this incarnation's gossip name
 	members map[sched.NodeID]cluster.Node // live members with readable metadata, self excluded
 	run     func(any)                     // the running Coordinator's mailbox; nil between runs
 	job     []byte                        // the job as YAML, served to joiners
@@ -108,24 +109,61 @@ func StartPeer(cfg PeerConfig) (*Peer, error) {
 		_ = p.transport.Close()
 		return nil, err
 	}
-	gossip := cfg.Gossip
-	gossip.Key = key
-	gossip.Logger = log.With("part", "gossip")
-	gossip.Meta.RemoteAddr = p.transport.Address()
-	gossip.Meta.DataAddr = advertised(p.endpoint.Addr(), cfg.Gossip.AdvertiseAddr)
-	if gossip.Meta.Device == "" {
-		gossip.Meta.Device = cluster.DeviceCPU
+	p.gossip = cfg.Gossip
+	p.gossip.Key = key
+	p.gossip.Logger = log.With("part", "gossip")
+	p.gossip.Meta.RemoteAddr = p.transport.Address()
+	p.gossip.Meta.DataAddr = advertised(p.endpoint.Addr(), cfg.Gossip.AdvertiseAddr)
+	if p.gossip.Meta.Device == "" {
+		p.gossip.Meta.Device = cluster.DeviceCPU
 	}
-	if p.membership, err = cluster.Start(gossip); err != nil {
+	if err := p.startMembership(cfg.Gossip.Seeds); err != nil {
 		_ = p.endpoint.Close()
 		_ = p.transport.Close()
 		return nil, err
 	}
-	p.id = sched.NodeID(p.membership.Name())
-	p.events.Add(1)
-	go p.follow()
 	return p, nil
 }
+
+// startMembership joins the gossip cluster as a new incarnation, through seeds.
+func (p *Peer) startMembership(seeds []string) error {
+	cfg := p.gossip
+	cfg.Seeds = seeds
+	m, err := cluster.Start(cfg)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.membership, p.id = m, sched.NodeID(m.Name())
+	p.mu.Unlock()
+	p.events.Add(1)
+	go p.follow(m, p.id)
+	return nil
+}
+
+// Rejoin leaves the cluster and joins it again through seeds as a new incarnation: a new
+// name and incarnation id, so the members take it for a new node. It is what a process does
+// after a world went on without it. The transport and the collective endpoint stay: the
+// process holds one of each for its whole life (a second gRPC server in one process races on
+// gRPC's global logger).
+func (p *Peer) Rejoin(seeds []string) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return ErrPeerClosed
+	}
+	old := p.membership
+	p.run, p.members = nil, map[sched.NodeID]cluster.Node{}
+	p.mu.Unlock()
+	_ = old.Leave(time.Second)
+	_ = old.Shutdown()
+	p.events.Wait()
+	p.transport.SetPeers(nil)
+	return p.startMembership(seeds)
+}
+
+// ErrPeerClosed is returned by Rejoin after Close.
+var ErrPeerClosed = errors.New("actors: peer closed")
 
 // advertised replaces the host of a listener's address with the advertised host, if any.
 func advertised(addr, host string) string {
@@ -145,13 +183,23 @@ func isLoopbackHost(h string) bool {
 }
 
 // ID is this incarnation's node id: its gossip name, unique per start.
-func (p *Peer) ID() sched.NodeID { return p.id }
+func (p *Peer) ID() sched.NodeID {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.id
+}
 
 // Incarnation is the random id of this start; every frame the peer sends carries it.
-func (p *Peer) Incarnation() uint64 { return p.membership.Incarnation() }
+func (p *Peer) Incarnation() uint64 { return p.current().Incarnation() }
+
+func (p *Peer) current() *cluster.Membership {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.membership
+}
 
 // GossipAddr is the address other nodes give to --join.
-func (p *Peer) GossipAddr() string { return p.membership.Local().Addr }
+func (p *Peer) GossipAddr() string { return p.current().Local().Addr }
 
 // Members returns the live members other than this one, sorted by id.
 func (p *Peer) Members() []sched.NodeID {
@@ -185,9 +233,9 @@ type peerFinished struct {
 
 // follow turns membership events into peer sets for the transport and into sched events for
 // the running Coordinator, in the order membership reports them.
-func (p *Peer) follow() {
+func (p *Peer) follow(m *cluster.Membership, self sched.NodeID) {
 	defer p.events.Done()
-	for ev := range p.membership.Events() {
+	for ev := range m.Events() {
 		var node cluster.Node
 		var gone bool
 		var out sched.Event
@@ -209,7 +257,7 @@ func (p *Peer) follow() {
 			out = sched.MemberFailed{ID: sched.NodeID(node.Name)}
 		}
 		id := sched.NodeID(node.Name)
-		if id == p.id {
+		if id == self {
 			continue
 		}
 		if !node.MetaValid || node.Meta.Protocol != cluster.ProtocolVersion {
@@ -302,19 +350,20 @@ func (p *Peer) deliver(d transport.Delivery) {
 func (p *Peer) send(to sched.NodeID, msg wire.Message) error {
 	p.mu.Lock()
 	member, ok := p.members[to]
+	self, inc := p.id, p.membership.Incarnation()
 	p.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("%w: %s", transport.ErrNotPeer, to)
 	}
 	h := wire.HeaderOf(msg)
-	h.From, h.To, h.Incarnation = string(p.id), string(to), p.Incarnation()
+	h.From, h.To, h.Incarnation = string(self), string(to), inc
 	wire.SetHeader(msg, h)
 	return p.transport.Send(member.Meta.RemoteAddr, msg)
 }
 
 // dataAddr is member id's collective endpoint, or "" when it is not a live member.
 func (p *Peer) dataAddr(id sched.NodeID) string {
-	if id == p.id {
+	if id == p.ID() {
 		return p.endpoint.Addr()
 	}
 	p.mu.Lock()
@@ -380,7 +429,7 @@ func (p *Peer) FetchJob(ctx context.Context) (Job, error) {
 }
 
 // Leave announces a graceful departure to the cluster and waits up to timeout for it to go out.
-func (p *Peer) Leave(timeout time.Duration) error { return p.membership.Leave(timeout) }
+func (p *Peer) Leave(timeout time.Duration) error { return p.current().Leave(timeout) }
 
 // Close leaves the cluster (if Leave was not called), then stops gossip, the transport and the
 // endpoint. Safe to call more than once.
@@ -392,9 +441,10 @@ func (p *Peer) Close() error {
 	}
 	p.closed = true
 	p.run = nil
+	m := p.membership
 	p.mu.Unlock()
-	_ = p.membership.Leave(time.Second)
-	err := p.membership.Shutdown()
+	_ = m.Leave(time.Second)
+	err := m.Shutdown()
 	p.events.Wait()
 	return errors.Join(err, p.transport.Close(), p.endpoint.Close())
 }

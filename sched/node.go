@@ -136,8 +136,13 @@ type Ready struct {
 	Learned []World
 	// NeedState is set when this node's state is not at the new world's start.
 	NeedState *StateTransfer
-	// Paused: the node must not train (no world, a change in progress, or out).
+	// Paused: the node must not train (no world, a change in progress, its
+	// state not yet loaded, or out).
 	Paused bool
+	// Voting: the node promised its vote on the successor of its world. It
+	// starts no further step of that world; unlike a pause for a state
+	// transfer, only the next Commit ends it.
+	Voting bool
 	// Out: this node was left out of a world it belonged to; it stops and must
 	// rejoin as a new node.
 	Out bool
@@ -236,6 +241,7 @@ func (n *Node) Ready() Ready {
 	rd := n.pending
 	n.pending = Ready{}
 	rd.Paused = n.paused()
+	rd.Voting = !n.promised.isZero()
 	rd.Out = n.out
 	return rd
 }

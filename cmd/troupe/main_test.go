@@ -127,11 +127,15 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// buildTroupe compiles the command once per test binary.
+// buildTroupe compiles the command, with the race detector when the tests have it.
 func buildTroupe(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "troupe")
-	build := exec.Command("go", "build", "-o", bin, ".")
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		args = append(args, "-race") // the children's data races fail their exit status
+	}
+	build := exec.Command("go", append(args, ".")...)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

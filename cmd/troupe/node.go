@@ -160,26 +160,24 @@ func runNode(cmd *cobra.Command, f *nodeFlags, stdout, stderr io.Writer) error {
 	}
 	log, display := f.outputs(stderr)
 	out := nodeSummary{}
-	seeds := f.join
 	var res *actors.Result
+	cfg.Seeds = f.join
+	peer, err := actors.StartPeer(actors.PeerConfig{Gossip: cfg, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer peer.Close()
 	for {
-		cfg.Seeds = seeds
-		peer, err := actors.StartPeer(actors.PeerConfig{Gossip: cfg, Logger: log})
-		if err != nil {
-			return err
-		}
 		out.Incarnations++
 		out.NodeID = string(peer.ID())
-		log.Info("node up", "id", peer.ID(), "gossip", peer.GossipAddr(), "seeds", seeds)
+		log.Info("node up", "id", peer.ID(), "gossip", peer.GossipAddr())
 		if !known {
 			if job, err = fetchJob(ctx, peer, f, cmd, log); err != nil {
-				_ = peer.Close()
 				return err
 			}
 			known = true
 		}
 		if err := peer.ServeJob(job); err != nil {
-			_ = peer.Close()
 			return err
 		}
 		leaving := make(chan struct{})
@@ -224,12 +222,13 @@ func runNode(cmd *cobra.Command, f *nodeFlags, stdout, stderr io.Writer) error {
 		if errors.Is(err, actors.ErrLeftOut) && ctx.Err() == nil {
 			// Frozen or cut off past the failure timeout: the world went on. Come back
 			// as a new node, through the members this one knew.
-			seeds = append(peer.GossipAddrs(), f.join...)
-			_ = peer.Close()
+			seeds := append(peer.GossipAddrs(), f.join...)
 			log.Warn("rejoining as a new incarnation", "seeds", seeds)
+			if err := peer.Rejoin(seeds); err != nil {
+				return err
+			}
 			continue
 		}
-		_ = peer.Close()
 		if err != nil && res == nil {
 			display.stop()
 			return err
