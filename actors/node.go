@@ -399,6 +399,10 @@ type node struct {
 	evalSeconds    float64
 	done           bool
 	stopping       bool
+	// On a peer: when the last step was applied, and when this node entered its world, for
+	// the stall a world change cost.
+	lastStepAt, worldAt time.Time
+	worldGen            uint64
 	failure        error
 }
 
@@ -423,6 +427,7 @@ func (n *node) Receive(ctx actor.Context) {
 		n.res.Steps = msg.Step + 1
 		if n.coord != nil {
 			ctx.Send(n.coord, msg)
+			n.firstStepInWorld(msg)
 		}
 		if n.opts.OnStep != nil {
 			n.opts.OnStep(msg)
@@ -462,6 +467,7 @@ func (n *node) Receive(ctx actor.Context) {
 			ctx.Send(n.coord, msg)
 		}
 	case worldChanged:
+		n.worldAt, n.worldGen = time.Now(), msg.world.Generation
 		n.res.Generations++
 		n.res.Joins += msg.joins
 		n.res.Departures += msg.departures
@@ -485,6 +491,22 @@ func (n *node) Receive(ctx actor.Context) {
 	case *actor.Terminated:
 		n.terminated(ctx, msg)
 	}
+}
+
+// firstStepInWorld logs the first step applied in a new world with what the change cost:
+// the stall since the last step applied in the previous world, and the time since this node
+// entered the new one (ring, state broadcast, first step).
+func (n *node) firstStepInWorld(msg *StepDone) {
+	now := time.Now()
+	if msg.Generation == n.worldGen && !n.worldAt.IsZero() {
+		args := []any{"generation", msg.Generation, "step", msg.Step, "since_entry_ms", now.Sub(n.worldAt).Milliseconds()}
+		if !n.lastStepAt.IsZero() {
+			args = append(args, "stall_ms", now.Sub(n.lastStepAt).Milliseconds())
+		}
+		n.log.Info("first step in a new world", args...)
+		n.worldAt = time.Time{}
+	}
+	n.lastStepAt = now
 }
 
 // spawn starts the roles in dependency order and sets the Worker going.

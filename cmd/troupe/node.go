@@ -29,6 +29,7 @@ type nodeFlags struct {
 	insecure  bool
 	gossip    string
 	leaveWait time.Duration
+	joinWait  time.Duration
 }
 
 // localFlags are the job flags a joiner may give: they say where this node finds its data and
@@ -67,6 +68,7 @@ only, unless --insecure says otherwise.`,
 	fl.BoolVar(&f.insecure, "insecure", false, "allow a non-loopback address without a cluster key: traffic in the clear, anyone may join")
 	fl.StringVar(&f.gossip, "gossip", "auto", "failure-detection timings: lan, local (loopback, sub-second) or auto (local on loopback)")
 	fl.DurationVar(&f.leaveWait, "leave-timeout", 2*time.Second, "how long a graceful leave waits for the cluster to hear of it")
+	fl.DurationVar(&f.joinWait, "join-timeout", 0, "with --join: give up when no member hands over the job within this time (0: wait)")
 	return cmd
 }
 
@@ -83,6 +85,10 @@ type nodeSummary struct {
 	Departures   int    `json:"departures"`
 	StepsRedone  int64  `json:"steps_redone"`
 	Left         bool   `json:"left"` // left the cluster before the job was complete
+	// Frames the control plane dropped: undecodable, or from a sender that is not the
+	// member (or the incarnation) it names.
+	MalformedFrames uint64 `json:"malformed_frames"`
+	ForeignFrames   uint64 `json:"foreign_frames"`
 }
 
 // gossipConfig turns the flags into the membership's configuration.
@@ -128,6 +134,8 @@ func (f *nodeFlags) check(cmd *cobra.Command) error {
 		return errors.New("--min-nodes is for the node that starts the job (--job)")
 	case f.leaveWait <= 0:
 		return fmt.Errorf("--leave-timeout must be > 0, got %s", f.leaveWait)
+	case f.joinWait < 0:
+		return fmt.Errorf("--join-timeout must be >= 0, got %s", f.joinWait)
 	}
 	if f.jobFile == "" {
 		for name := range f.overrides {
@@ -237,6 +245,8 @@ func runNode(cmd *cobra.Command, f *nodeFlags, stdout, stderr io.Writer) error {
 	}
 	display.stop()
 	out.Left = res.Interrupted
+	st := peer.TransportStats()
+	out.MalformedFrames, out.ForeignFrames = st.Malformed+st.Foreign, peer.Spoofed()
 	if werr := writeLossLog(f.lossLog, res); werr != nil && err == nil {
 		err = werr
 	}
@@ -249,6 +259,11 @@ func runNode(cmd *cobra.Command, f *nodeFlags, stdout, stderr io.Writer) error {
 // fetchJob waits for a member to hand over the job, then writes this node's local flags over it.
 func fetchJob(ctx context.Context, peer *actors.Peer, f *nodeFlags, cmd *cobra.Command, log *slog.Logger) (actors.Job, error) {
 	log.Info("asking the cluster for its job")
+	if f.joinWait > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, f.joinWait)
+		defer cancel()
+	}
 	job, err := peer.FetchJob(ctx)
 	if err != nil {
 		return actors.Job{}, err

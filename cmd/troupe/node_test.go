@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/troupe-ml/troupe/cluster"
 )
 
 // peerJob is a small MNIST MLP: long enough (1,200 steps) for a scenario of joins and
@@ -432,4 +434,54 @@ func readLosses(t *testing.T, path string) []float64 {
 		out = append(out, f)
 	}
 	return out
+}
+
+// A node holding another cluster key can neither join nor get the job: gossip, the control
+// plane and the data plane all refuse it. A node with the right key joins the same cluster.
+func TestWrongKeyNodeIsRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs three node processes")
+	}
+	bin := buildTroupe(t)
+	job := writePeerJob(t)
+	dir := t.TempDir()
+	keyFile := func(name string) string {
+		key, err := cluster.GenerateKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(cluster.EncodeKey(key)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	right, wrong := keyFile("cluster.key"), keyFile("other.key")
+	a := startNode(t, bin, "A", "--bind", "127.0.0.1:0", "--key-file", right, "--job", job)
+	seed := a.gossipAddr(t)
+	_, _, at := a.awaitWorld(t, 1, 0)
+	intruder := startNode(t, bin, "intruder", "--bind", "127.0.0.1:0", "--key-file", wrong, "--join", seed, "--join-timeout", "4s")
+	friend := startNode(t, bin, "friend", "--bind", "127.0.0.1:0", "--key-file", right, "--join", seed)
+	if code := intruder.waitExit(t, time.Minute); code == 0 {
+		t.Fatal("a node with another key joined")
+	}
+	if !strings.Contains(intruder.tail(5), "no member handed over the job") {
+		t.Fatalf("the refused node should say why:\n%s", intruder.tail(5))
+	}
+	if _, size, _ := a.awaitWorld(t, 2, at); size != 2 {
+		t.Fatalf("the world has %d members after a node with the key joined, want 2", size)
+	}
+	for _, p := range []*nodeProc{a, friend} {
+		if code := p.waitExit(t, 5*time.Minute); code != 0 {
+			t.Fatalf("%s exited %d", p.name, code)
+		}
+	}
+	sa, sf := a.summary(t), friend.summary(t)
+	if sa.Generations != 2 || sa.Joins != 1 || sa.ParamsSHA256 != sf.ParamsSHA256 {
+		t.Fatalf("A: %d worlds, %d joins, params %s; friend %s: want 2 worlds, the friend's join only, equal parameters",
+			sa.Generations, sa.Joins, sa.ParamsSHA256, sf.ParamsSHA256)
+	}
+	if sa.MalformedFrames != 0 {
+		t.Fatalf("A decoded %d malformed frames; the intruder should not have reached the decoder at all", sa.MalformedFrames)
+	}
 }
