@@ -174,9 +174,9 @@ type coordinator struct {
 	log    *slog.Logger
 
 	stopTicks chan struct{}
-	world     sched.World // the world the Worker was last sent
-	waiting   *sched.World // committed, not yet handed to the Worker
-	voting    bool         // the Worker was told to pause for a vote
+	world     sched.World           // the world the Worker was last sent
+	waiting   *sched.World          // committed, not yet handed to the Worker
+	voting    bool                  // the Worker was told to pause for a vote
 	finished  map[sched.NodeID]bool // members that trained the whole job
 	doneStep  int64                 // this node's final step; -1 while training
 	doneAt    time.Time

@@ -392,7 +392,7 @@ type node struct {
 	roles          map[string]string // child PID id -> role
 	reader, worker *actor.PID
 	ckpter         *actor.PID
-	coord          *actor.PID // on a peer
+	coord          *actor.PID    // on a peer
 	finished       *TrainingDone // on a peer: training ended, waiting for the others
 	res            *Result
 	startedAt      time.Time
@@ -403,7 +403,7 @@ type node struct {
 	// the stall a world change cost.
 	lastStepAt, worldAt time.Time
 	worldGen            uint64
-	failure        error
+	failure             error
 }
 
 var _ actor.SupervisorStrategy = (*node)(nil)

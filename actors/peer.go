@@ -45,14 +45,14 @@ type Peer struct {
 	endpoint  *collective.Endpoint
 
 	mu         sync.Mutex
-	membership *cluster.Membership // this incarnation's
-	id         sched.NodeID        // this incarnation's gossip name
-	members map[sched.NodeID]cluster.Node // live members with readable metadata, self excluded
-	run     func(any)                     // the running Coordinator's mailbox; nil between runs
-	job     []byte                        // the job as YAML, served to joiners
-	jobFP   string
-	replies chan *wire.JobSpec
-	closed  bool
+	membership *cluster.Membership           // this incarnation's
+	id         sched.NodeID                  // this incarnation's gossip name
+	members    map[sched.NodeID]cluster.Node // live members with readable metadata, self excluded
+	run        func(any)                     // the running Coordinator's mailbox; nil between runs
+	job        []byte                        // the job as YAML, served to joiners
+	jobFP      string
+	replies    chan *wire.JobSpec
+	closed     bool
 
 	// spoofed counts frames whose sender is not the member it names: another address, or a
 	// previous incarnation.
