@@ -12,6 +12,7 @@ import (
 	"github.com/troupe-ml/troupe/checkpoint"
 	"github.com/troupe-ml/troupe/cluster"
 	"github.com/troupe-ml/troupe/cluster/collective"
+	"github.com/troupe-ml/troupe/cluster/wire"
 	"github.com/troupe-ml/troupe/compute"
 	"github.com/troupe-ml/troupe/compute/optim"
 	"github.com/troupe-ml/troupe/data"
@@ -190,6 +191,9 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 	}
 
 	if opts.Peer != nil {
+		opts.Peer.board.update(func(s *wire.Status) {
+			*s = wire.Status{Job: job.Name, TotalSteps: rep.totalSteps, Header: wire.Header{Step: rep.step}}
+		})
 		sn, err = sched.NewNode(sched.Config{ID: opts.Peer.ID(), Genesis: opts.Genesis, MinNodes: opts.MinNodes, StartStep: rep.step,
 			ProposeTimeoutTicks: proposeTimeoutTicks, JoinRetryTicks: joinRetryTicks, JoinStallTicks: joinStallTicks})
 		if err != nil {
@@ -428,6 +432,7 @@ func (n *node) Receive(ctx actor.Context) {
 		if n.coord != nil {
 			ctx.Send(n.coord, msg)
 			n.firstStepInWorld(msg)
+			n.opts.Peer.board.step(msg)
 		}
 		if n.opts.OnStep != nil {
 			n.opts.OnStep(msg)
@@ -453,6 +458,7 @@ func (n *node) Receive(ctx actor.Context) {
 			// Stay until every member has trained the whole job too: one that
 			// is behind may still need this node's state.
 			n.finished = msg
+			n.opts.Peer.board.update(func(s *wire.Status) { s.Training, s.Finished = false, true })
 			ctx.Send(n.coord, trainingFinished{step: msg.Step})
 			return
 		}
@@ -463,11 +469,13 @@ func (n *node) Receive(ctx actor.Context) {
 		}
 	case stateInstalled:
 		n.res.Steps = msg.step
+		n.opts.Peer.board.update(func(s *wire.Status) { s.Step = msg.step })
 		if n.coord != nil {
 			ctx.Send(n.coord, msg)
 		}
 	case worldChanged:
 		n.worldAt, n.worldGen = time.Now(), msg.world.Generation
+		n.opts.Peer.board.update(func(s *wire.Status) { s.World, s.Training = worldToWire(msg.world), true })
 		n.res.Generations++
 		n.res.Joins += msg.joins
 		n.res.Departures += msg.departures

@@ -31,13 +31,13 @@ type PeerConfig struct {
 	Logger *slog.Logger
 }
 
-// Peer is one incarnation of this process in a cluster: its gossip member, its control-plane
-// transport (the world protocol and job hand-over), its collective endpoint (reductions and
-// state transfer), and the bridge from their events to the running node's Coordinator.
+// Peer is this process in a cluster: its gossip member, its control-plane transport (the world
+// protocol, job hand-over, status), its collective endpoint (reductions and state transfer),
+// and the bridge from their events to the running node's Coordinator.
 //
 // A process that a world left out (it was frozen past the failure timeout, or partitioned off)
-// cannot come back under the same name: it closes its Peer and starts a new one, which gets a
-// new name, a new incarnation and new addresses, and joins like any new node.
+// cannot come back under the same name: Rejoin makes it a new incarnation, with a new gossip
+// name and incarnation id, that joins like any new node.
 type Peer struct {
 	log       *slog.Logger
 	gossip    cluster.Config
@@ -52,6 +52,8 @@ type Peer struct {
 	job        []byte                        // the job as YAML, served to joiners
 	jobFP      string
 	replies    chan *wire.JobSpec
+	statuses   chan statusReply
+	board      *statusBoard // this node's status, for members that ask
 	closed     bool
 
 	// spoofed counts frames whose sender is not the member it names: another address, or a
@@ -88,7 +90,8 @@ func StartPeer(cfg PeerConfig) (*Peer, error) {
 		return nil, fmt.Errorf("%w: %s: give a key file or set %s, or run insecure on purpose",
 			cluster.ErrKeyRequired, cfg.Gossip.BindAddr, cluster.KeyEnv)
 	}
-	p := &Peer{log: log, members: map[sched.NodeID]cluster.Node{}, replies: make(chan *wire.JobSpec, 1)}
+	p := &Peer{log: log, members: map[sched.NodeID]cluster.Node{}, replies: make(chan *wire.JobSpec, 1),
+		statuses: make(chan statusReply, 64), board: &statusBoard{}}
 	tcfg := transport.Config{Host: cfg.Gossip.BindAddr, AdvertiseHost: cfg.Gossip.AdvertiseAddr, Handler: p.deliver,
 		Logger: log.With("part", "transport")}
 	var server, client *tls.Config
@@ -334,6 +337,14 @@ func (p *Peer) deliver(d transport.Delivery) {
 		select {
 		case p.replies <- f:
 		default:
+		}
+	case *wire.StatusRequest:
+		st := p.board.snapshot()
+		_ = p.send(sched.NodeID(h.From), &st)
+	case *wire.Status:
+		select {
+		case p.statuses <- statusReply{from: sched.NodeID(h.From), status: f}:
+		default: // nobody is asking, or an answer too many
 		}
 	case *wire.StepDone:
 		if run != nil {

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -132,7 +133,7 @@ func Start(cfg Config) (*Transport, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	libLogger := slog.New(cluster.Quiet(logger.Handler(), slog.LevelWarn)).With("component", "protoactor")
+	libLogger := slog.New(skipRecords{cluster.Quiet(logger.Handler(), slog.LevelWarn), expectedRecords}).With("component", "protoactor")
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return libLogger }))
 
 	host := cfg.Host
@@ -329,6 +330,31 @@ func (t *Transport) Close() error {
 		err = serr
 	}
 	return err
+}
+
+// expectedRecords are protoactor's error records of a connection to a peer that closed it:
+// every departure and every shutdown causes them, and membership reports the departure itself.
+var expectedRecords = []string{"EndpointWriter lost connection"}
+
+// skipRecords drops the records whose message is one of msgs.
+type skipRecords struct {
+	slog.Handler
+	msgs []string
+}
+
+func (h skipRecords) Handle(ctx context.Context, r slog.Record) error {
+	if slices.Contains(h.msgs, r.Message) {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h skipRecords) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return skipRecords{h.Handler.WithAttrs(attrs), h.msgs}
+}
+
+func (h skipRecords) WithGroup(name string) slog.Handler {
+	return skipRecords{h.Handler.WithGroup(name), h.msgs}
 }
 
 // Names protoactor's remote registers its actors under.

@@ -25,25 +25,29 @@ const (
 	KindCatchUp
 	KindJobRequest
 	KindLeaving
+	KindStatusRequest
+	KindStatus
 )
 
 var kindNames = [...]string{
-	KindPropose:     "Propose",
-	KindAck:         "Ack",
-	KindCommit:      "Commit",
-	KindJoinRequest: "JoinRequest",
-	KindStepDone:    "StepDone",
-	KindReduceChunk: "ReduceChunk",
-	KindStateChunk:  "StateChunk",
-	KindJobSpec:     "JobSpec",
-	KindPrepare:     "Prepare",
-	KindPromise:     "Promise",
-	KindAccept:      "Accept",
-	KindAccepted:    "Accepted",
-	KindNack:        "Nack",
-	KindCatchUp:     "CatchUp",
-	KindJobRequest:  "JobRequest",
-	KindLeaving:     "Leaving",
+	KindPropose:       "Propose",
+	KindAck:           "Ack",
+	KindCommit:        "Commit",
+	KindJoinRequest:   "JoinRequest",
+	KindStepDone:      "StepDone",
+	KindReduceChunk:   "ReduceChunk",
+	KindStateChunk:    "StateChunk",
+	KindJobSpec:       "JobSpec",
+	KindPrepare:       "Prepare",
+	KindPromise:       "Promise",
+	KindAccept:        "Accept",
+	KindAccepted:      "Accepted",
+	KindNack:          "Nack",
+	KindCatchUp:       "CatchUp",
+	KindJobRequest:    "JobRequest",
+	KindLeaving:       "Leaving",
+	KindStatusRequest: "StatusRequest",
+	KindStatus:        "Status",
 }
 
 func (k Kind) String() string { return enumName(kindNames[:], int(k), "Kind") }

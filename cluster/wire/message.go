@@ -198,41 +198,65 @@ type Leaving struct {
 	Deadline int64 `msgpack:"deadline"`
 }
 
-func (*Propose) Kind() Kind     { return KindPropose }
-func (*Ack) Kind() Kind         { return KindAck }
-func (*Commit) Kind() Kind      { return KindCommit }
-func (*JoinRequest) Kind() Kind { return KindJoinRequest }
-func (*StepDone) Kind() Kind    { return KindStepDone }
-func (*ReduceChunk) Kind() Kind { return KindReduceChunk }
-func (*StateChunk) Kind() Kind  { return KindStateChunk }
-func (*JobSpec) Kind() Kind     { return KindJobSpec }
-func (*Prepare) Kind() Kind     { return KindPrepare }
-func (*Promise) Kind() Kind     { return KindPromise }
-func (*Accept) Kind() Kind      { return KindAccept }
-func (*Accepted) Kind() Kind    { return KindAccepted }
-func (*Nack) Kind() Kind        { return KindNack }
-func (*CatchUp) Kind() Kind     { return KindCatchUp }
-func (*JobRequest) Kind() Kind  { return KindJobRequest }
-func (*Leaving) Kind() Kind     { return KindLeaving }
+// StatusRequest: anyone in the cluster -> a member. Asks for the member's view of the job.
+type StatusRequest struct {
+	Header `msgpack:"-"`
+}
+
+// Status: member -> the asker. The member's view: the world it trains in, how far the job is
+// (Header.Step is its cursor) and how it goes.
+type Status struct {
+	Header           `msgpack:"-"`
+	Job              string  `msgpack:"job"` // at most MaxStringBytes long
+	World            World   `msgpack:"world"`
+	TotalSteps       int64   `msgpack:"total"`
+	Epoch            int64   `msgpack:"epoch"`
+	Loss             float64 `msgpack:"loss"` // of the last step applied
+	Accuracy         float64 `msgpack:"acc"`
+	SamplesPerSecond float64 `msgpack:"sps"` // over the last steps
+	Training         bool    `msgpack:"training"`
+	Finished         bool    `msgpack:"finished"`
+}
+
+func (*Propose) Kind() Kind       { return KindPropose }
+func (*Ack) Kind() Kind           { return KindAck }
+func (*Commit) Kind() Kind        { return KindCommit }
+func (*JoinRequest) Kind() Kind   { return KindJoinRequest }
+func (*StepDone) Kind() Kind      { return KindStepDone }
+func (*ReduceChunk) Kind() Kind   { return KindReduceChunk }
+func (*StateChunk) Kind() Kind    { return KindStateChunk }
+func (*JobSpec) Kind() Kind       { return KindJobSpec }
+func (*Prepare) Kind() Kind       { return KindPrepare }
+func (*Promise) Kind() Kind       { return KindPromise }
+func (*Accept) Kind() Kind        { return KindAccept }
+func (*Accepted) Kind() Kind      { return KindAccepted }
+func (*Nack) Kind() Kind          { return KindNack }
+func (*CatchUp) Kind() Kind       { return KindCatchUp }
+func (*JobRequest) Kind() Kind    { return KindJobRequest }
+func (*Leaving) Kind() Kind       { return KindLeaving }
+func (*StatusRequest) Kind() Kind { return KindStatusRequest }
+func (*Status) Kind() Kind        { return KindStatus }
 
 // registry maps each kind to a constructor of its Go type.
 var registry = [...]func() Message{
-	KindPropose:     func() Message { return new(Propose) },
-	KindAck:         func() Message { return new(Ack) },
-	KindCommit:      func() Message { return new(Commit) },
-	KindJoinRequest: func() Message { return new(JoinRequest) },
-	KindStepDone:    func() Message { return new(StepDone) },
-	KindReduceChunk: func() Message { return new(ReduceChunk) },
-	KindStateChunk:  func() Message { return new(StateChunk) },
-	KindJobSpec:     func() Message { return new(JobSpec) },
-	KindPrepare:     func() Message { return new(Prepare) },
-	KindPromise:     func() Message { return new(Promise) },
-	KindAccept:      func() Message { return new(Accept) },
-	KindAccepted:    func() Message { return new(Accepted) },
-	KindNack:        func() Message { return new(Nack) },
-	KindCatchUp:     func() Message { return new(CatchUp) },
-	KindJobRequest:  func() Message { return new(JobRequest) },
-	KindLeaving:     func() Message { return new(Leaving) },
+	KindPropose:       func() Message { return new(Propose) },
+	KindAck:           func() Message { return new(Ack) },
+	KindCommit:        func() Message { return new(Commit) },
+	KindJoinRequest:   func() Message { return new(JoinRequest) },
+	KindStepDone:      func() Message { return new(StepDone) },
+	KindReduceChunk:   func() Message { return new(ReduceChunk) },
+	KindStateChunk:    func() Message { return new(StateChunk) },
+	KindJobSpec:       func() Message { return new(JobSpec) },
+	KindPrepare:       func() Message { return new(Prepare) },
+	KindPromise:       func() Message { return new(Promise) },
+	KindAccept:        func() Message { return new(Accept) },
+	KindAccepted:      func() Message { return new(Accepted) },
+	KindNack:          func() Message { return new(Nack) },
+	KindCatchUp:       func() Message { return new(CatchUp) },
+	KindJobRequest:    func() Message { return new(JobRequest) },
+	KindLeaving:       func() Message { return new(Leaving) },
+	KindStatusRequest: func() Message { return new(StatusRequest) },
+	KindStatus:        func() Message { return new(Status) },
 }
 
 // newMessage returns a zero message of kind k, or nil for a kind without a type.
@@ -346,6 +370,13 @@ func (m *JobSpec) validate() error {
 
 func (m *Leaving) validate() error {
 	return firstError(m.Header.validate(), checkNonNegative("deadline", m.Deadline))
+}
+
+func (m *StatusRequest) validate() error { return m.Header.validate() }
+
+func (m *Status) validate() error {
+	return firstError(m.Header.validate(), checkString("job", m.Job), m.World.validate(),
+		checkNonNegative("total steps", m.TotalSteps), checkNonNegative("epoch", m.Epoch))
 }
 
 // checkIDs checks a list of node ids: at most MaxMembers of them, none empty or too long.

@@ -152,6 +152,8 @@ func TestEncodeRejects(t *testing.T) {
 		{"long voter", &Commit{Voters: []string{long}}, ErrTooLarge},
 		{"too many voters", &Commit{Voters: make([]string, MaxMembers+1)}, ErrTooLarge},
 		{"negative deadline", &Leaving{Deadline: -1}, ErrMalformed},
+		{"negative total steps", &Status{TotalSteps: -1}, ErrMalformed},
+		{"negative epoch", &Status{Epoch: -1}, ErrMalformed},
 		{"job request from a long sender", &JobRequest{Header: Header{From: long}}, ErrTooLarge},
 	}
 	for _, tt := range tests {

@@ -40,6 +40,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	root.AddCommand(newTrainCommand(stdout, stderr))
 	root.AddCommand(newNodeCommand(stdout, stderr))
+	root.AddCommand(newStatusCommand(stdout, stderr))
 	err := root.ExecuteContext(ctx)
 	switch {
 	case err == nil:

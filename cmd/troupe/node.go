@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/troupe-ml/troupe/actors"
 	"github.com/troupe-ml/troupe/cluster"
@@ -20,16 +21,30 @@ import (
 // the cluster.
 type nodeFlags struct {
 	trainFlags
+	clusterFlags
+	jobFile   string
+	minNodes  int
+	leaveWait time.Duration
+	joinWait  time.Duration
+}
+
+// clusterFlags say where a process sits in a cluster: `node` and `status` share them.
+type clusterFlags struct {
 	bind      string
 	advertise string
-	jobFile   string
 	join      []string
-	minNodes  int
 	keyFile   string
 	insecure  bool
 	gossip    string
-	leaveWait time.Duration
-	joinWait  time.Duration
+}
+
+func (f *clusterFlags) define(fl *pflag.FlagSet, bind string) {
+	fl.StringVar(&f.bind, "bind", bind, "gossip address to listen on (HOST:PORT; port 0 picks one); the control and data planes listen on the same host")
+	fl.StringVar(&f.advertise, "advertise", "", "host other nodes reach this one at, when it differs from the bind host")
+	fl.StringSliceVar(&f.join, "join", nil, "join the cluster through this member's gossip address (HOST:PORT; repeat or separate with commas)")
+	fl.StringVar(&f.keyFile, "key-file", "", "file holding the cluster key in base64 (default: $"+cluster.KeyEnv+")")
+	fl.BoolVar(&f.insecure, "insecure", false, "allow a non-loopback address without a cluster key: traffic in the clear, anyone may join")
+	fl.StringVar(&f.gossip, "gossip", "auto", "failure-detection timings: lan, local (loopback, sub-second) or auto (local on loopback)")
 }
 
 // localFlags are the job flags a joiner may give: they say where this node finds its data and
@@ -59,14 +74,9 @@ only, unless --insecure says otherwise.`,
 	f.defineOutputFlags(cmd.Flags())
 	fl := cmd.Flags()
 	fl.BoolVar(&f.noCheckpoint, "no-checkpoint", false, "write no checkpoints")
-	fl.StringVar(&f.bind, "bind", "127.0.0.1:7946", "gossip address to listen on (HOST:PORT; port 0 picks one); the control and data planes listen on the same host")
-	fl.StringVar(&f.advertise, "advertise", "", "host other nodes reach this one at, when it differs from the bind host")
+	f.clusterFlags.define(fl, "127.0.0.1:7946")
 	fl.StringVar(&f.jobFile, "job", "", "start this job (a YAML job file)")
-	fl.StringSliceVar(&f.join, "join", nil, "join the cluster through this member's gossip address (HOST:PORT; repeat or separate with commas)")
 	fl.IntVar(&f.minNodes, "min-nodes", 1, "with --job: ready nodes, this one included, to wait for before step 0")
-	fl.StringVar(&f.keyFile, "key-file", "", "file holding the cluster key in base64 (default: $"+cluster.KeyEnv+")")
-	fl.BoolVar(&f.insecure, "insecure", false, "allow a non-loopback address without a cluster key: traffic in the clear, anyone may join")
-	fl.StringVar(&f.gossip, "gossip", "auto", "failure-detection timings: lan, local (loopback, sub-second) or auto (local on loopback)")
 	fl.DurationVar(&f.leaveWait, "leave-timeout", 2*time.Second, "how long a graceful leave waits for the cluster to hear of it")
 	fl.DurationVar(&f.joinWait, "join-timeout", 0, "with --join: give up when no member hands over the job within this time (0: wait)")
 	return cmd
@@ -92,7 +102,7 @@ type nodeSummary struct {
 }
 
 // gossipConfig turns the flags into the membership's configuration.
-func (f *nodeFlags) gossipConfig() (cluster.Config, error) {
+func (f *clusterFlags) gossipConfig() (cluster.Config, error) {
 	host, portText, err := net.SplitHostPort(f.bind)
 	if err != nil {
 		return cluster.Config{}, fmt.Errorf("--bind %q: %w", f.bind, err)
@@ -118,6 +128,7 @@ func (f *nodeFlags) gossipConfig() (cluster.Config, error) {
 	}
 	cfg.BindAddr, cfg.BindPort, cfg.AdvertiseAddr = host, port, f.advertise
 	cfg.KeyFile, cfg.Insecure = f.keyFile, f.insecure
+	cfg.Seeds = f.join
 	return cfg, nil
 }
 
@@ -169,7 +180,6 @@ func runNode(cmd *cobra.Command, f *nodeFlags, stdout, stderr io.Writer) error {
 	log, display := f.outputs(stderr)
 	out := nodeSummary{}
 	var res *actors.Result
-	cfg.Seeds = f.join
 	peer, err := actors.StartPeer(actors.PeerConfig{Gossip: cfg, Logger: log})
 	if err != nil {
 		return err

@@ -384,6 +384,26 @@ func TestPeersFollowTheOneProcessRun(t *testing.T) {
 		}
 		procs[i] = startNode(t, bin, fmt.Sprintf("node%d", i), args...)
 	}
+	// While they train, `troupe status` sees the world of three from outside it.
+	_, _, at := procs[0].awaitWorld(t, 1, 0)
+	procs[0].awaitSteps(t, 1, at)
+	status := exec.Command(bin, "status", "--join", procs[2].gossipAddr(t), "--json", "--timeout", "20s")
+	raw, err := status.Output()
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, raw)
+	}
+	var rep statusReport
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, raw)
+	}
+	if rep.Job != "peers" || rep.Generation != 1 || len(rep.World) != 3 || len(rep.Members) != 3 || rep.Step < 1 || rep.TotalSteps != 300 {
+		t.Fatalf("status: %+v; want job peers, generation 1, a world of 3 members past step 0 of 300", rep)
+	}
+	for _, m := range rep.Members {
+		if m.Rank < 0 || (m.State != "training" && m.State != "finished") {
+			t.Fatalf("status of %s: rank %d, %s", m.ID, m.Rank, m.State)
+		}
+	}
 	sums := make([]nodeSummary, 3)
 	for i, p := range procs {
 		if code := p.waitExit(t, 5*time.Minute); code != 0 {
