@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"time"
+
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/troupe-ml/troupe/cluster/collective"
@@ -35,6 +37,7 @@ func (a *aggregator) allReduce(ctx actor.Context, msg *AllReduce) {
 		ctx.Respond(&Reduced{Stamp: msg.Stamp, Grads: msg.Grads, LossSum: msg.LossSum, Correct: msg.Correct, Samples: msg.Samples})
 		return
 	}
+	began := time.Now()
 	stamp := collective.Stamp{Generation: msg.Generation, Step: msg.Step}
 	// The statistics travel as float32: counts are exact below 2^24, the loss sum is for logs.
 	a.stats = [3]float32{float32(msg.LossSum), float32(msg.Correct), float32(msg.Samples)}
@@ -46,7 +49,8 @@ func (a *aggregator) allReduce(ctx actor.Context, msg *AllReduce) {
 		ctx.Respond(&ReduceFailed{Stamp: msg.Stamp, Err: err})
 		return
 	}
-	ctx.Respond(&Reduced{Stamp: msg.Stamp, Grads: msg.Grads, LossSum: float64(a.stats[0]), Correct: int(a.stats[1]), Samples: int(a.stats[2])})
+	ctx.Respond(&Reduced{Stamp: msg.Stamp, Grads: msg.Grads, LossSum: float64(a.stats[0]), Correct: int(a.stats[1]), Samples: int(a.stats[2]),
+		ReduceSeconds: time.Since(began).Seconds(), Ranks: a.link.Size})
 }
 
 // join connects the ring of a new world and broadcasts the state every member starts from.

@@ -55,6 +55,10 @@ type Reduced struct {
 	LossSum float64
 	Correct int
 	Samples int
+	// ReduceSeconds is how long the ring all-reduce took, among Ranks ranks (0 and 1 in a
+	// world of one, which reduces nothing).
+	ReduceSeconds float64
+	Ranks         int
 }
 
 // ReduceFailed: Aggregator -> Worker -> Node. The world's reduction of Step broke (a rank's
@@ -85,6 +89,12 @@ type StepDone struct {
 	Loss     float64 // mean loss of the step's global batch
 	Accuracy float64 // share of the global batch predicted right before the update
 	Samples  int
+	// The step's all-reduce: its duration, the bytes of the reduced vector and the ranks it
+	// ran among (1: a world of one, nothing reduced). Bus bandwidth, as NCCL and gloo report
+	// it, is ReduceBytes * 2(Ranks-1)/Ranks / ReduceSeconds.
+	ReduceSeconds float64
+	ReduceBytes   int64
+	Ranks         int
 }
 
 // EpochDone: Worker -> Node. An epoch ended; validation figures when the job holds some back.

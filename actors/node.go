@@ -41,6 +41,8 @@ type Options struct {
 	MinNodes int
 	// OnWorld is called whenever this node enters a world.
 	OnWorld func(WorldInfo)
+	// OnRestart is called whenever the supervisor restarts a role.
+	OnRestart func(role string)
 
 	// readerFault, workerFault and onBatch are test hooks: faults injected into the
 	// ShardReader and the Worker, and a look at every batch the Worker accepts.
@@ -588,6 +590,9 @@ func (n *node) HandleFailure(system *actor.ActorSystem, sup actor.Supervisor, ch
 		return
 	}
 	n.res.Restarts[role]++
+	if n.opts.OnRestart != nil {
+		n.opts.OnRestart(role)
+	}
 	n.log.Warn("restarting actor", "role", role, "reason", fmt.Sprint(reason), "restarts", n.res.Restarts[role])
 	system.EventStream.Publish(&actor.SupervisorEvent{Child: child, Reason: reason, Directive: actor.RestartDirective})
 	sup.RestartChildren(child)

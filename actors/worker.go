@@ -259,6 +259,7 @@ func (w *worker) apply(ctx actor.Context, msg *Reduced) {
 	w.r.epoch.Samples += msg.Samples
 	ctx.Send(ctx.Parent(), &StepDone{
 		Stamp: msg.Stamp, Epoch: w.epochOf(msg.Step), LR: lr, Samples: msg.Samples,
+		ReduceSeconds: msg.ReduceSeconds, ReduceBytes: 4 * int64(len(msg.Grads)), Ranks: max(msg.Ranks, 1),
 		Loss: msg.LossSum / float64(msg.Samples), Accuracy: float64(msg.Correct) / float64(msg.Samples),
 	})
 }

@@ -128,16 +128,16 @@ func (b *syncBuffer) String() string {
 }
 
 // buildTroupe compiles the command, with the race detector when the tests have it.
-func buildTroupe(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "troupe")
+func buildTroupe(tb testing.TB) string {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), "troupe")
 	args := []string{"build", "-o", bin}
 	if raceEnabled {
 		args = append(args, "-race") // the children's data races fail their exit status
 	}
 	build := exec.Command("go", append(args, ".")...)
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		tb.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
 }

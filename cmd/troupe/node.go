@@ -185,6 +185,15 @@ func runNode(cmd *cobra.Command, f *nodeFlags, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer peer.Close()
+	var m *metrics // one set across incarnations: a scraper sees one process
+	if f.metricsAddr != "" {
+		m = newMetrics()
+		stop, err := m.serve(f.metricsAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	for {
 		out.Incarnations++
 		out.NodeID = string(peer.ID())
@@ -209,7 +218,7 @@ func runNode(cmd *cobra.Command, f *nodeFlags, stdout, stderr io.Writer) error {
 			}
 		}()
 		var params int
-		res, err = actors.Run(ctx, job, actors.Options{
+		opts := actors.Options{
 			Logger:   log,
 			Peer:     peer,
 			Genesis:  f.jobFile != "" && out.Incarnations == 1,
@@ -227,7 +236,11 @@ func runNode(cmd *cobra.Command, f *nodeFlags, stdout, stderr io.Writer) error {
 				log.Info("training in a new world", "generation", w.Generation, "rank", w.Rank, "members", len(w.Members),
 					"start_step", w.StartStep, "joins", w.Joins, "departures", w.Departures)
 			},
-		})
+		}
+		if m != nil {
+			m.hook(&opts)
+		}
+		res, err = actors.Run(ctx, job, opts)
 		close(leaving)
 		if res != nil {
 			out.summary = newSummary(res, params)

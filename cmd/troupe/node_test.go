@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,8 +44,8 @@ train:
   batch_size: 60
 `
 
-// nodeProc is one `troupe node` process: its stderr is read line by line so that a test can
-// wait for what the node says, and its stdout holds the --json summary.
+// nodeProc is one `troupe node` process: its stderr is read line by line so that a test or a
+// benchmark can wait for what the node says, and its stdout holds the --json summary.
 type nodeProc struct {
 	name string
 	cmd  *exec.Cmd
@@ -57,28 +58,34 @@ type nodeProc struct {
 	waitErr error
 }
 
-func startNode(t *testing.T, bin, name string, args ...string) *nodeProc {
-	t.Helper()
+// awaitTimeout bounds every wait on a node: generous, since a loaded 2-core host under the
+// race detector is slow.
+const awaitTimeout = 2 * time.Minute
+
+// startNode starts a node; it is killed at the end of the test whatever happened, and its
+// last lines are shown (and its whole log kept) when the test failed.
+func startNode(tb testing.TB, bin, name string, args ...string) *nodeProc {
+	tb.Helper()
 	p := &nodeProc{name: name, changed: make(chan struct{})}
-	p.cmd = exec.Command(bin, append([]string{"node", "--json", "--progress", "lines", "--log-every", "10", "--no-checkpoint", "--verbose"}, args...)...)
+	p.cmd = exec.Command(bin, append([]string{"node", "--json", "--progress", "lines", "--log-every", "10", "--no-checkpoint"}, args...)...)
 	p.cmd.Stdout = &p.out
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	logFile, err := os.Create(filepath.Join(logDir(t), name+".log"))
+	logFile, err := os.Create(filepath.Join(logDir(tb), name+".log"))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		_ = p.cmd.Process.Signal(syscall.SIGCONT)
 		_ = p.cmd.Process.Kill()
-		p.waitExit(t, 10*time.Second)
-		if t.Failed() {
-			t.Logf("--- %s stderr (last lines; all of it in %s):\n%s", p.name, logDir(t), p.tail(40))
+		p.waitExit(tb, 10*time.Second)
+		if tb.Failed() {
+			tb.Logf("--- %s stderr (last lines; all of it in %s):\n%s", p.name, logDir(tb), p.tail(40))
 		}
 	})
 	go func() {
@@ -104,23 +111,23 @@ func startNode(t *testing.T, bin, name string, args ...string) *nodeProc {
 }
 
 // logDir keeps the nodes' logs of a test; a failed test leaves them for a look.
-func logDir(t *testing.T) string {
-	t.Helper()
+func logDir(tb testing.TB) string {
+	tb.Helper()
 	logDirs.Lock()
 	defer logDirs.Unlock()
-	if d, ok := logDirs.m[t.Name()]; ok {
+	if d, ok := logDirs.m[tb.Name()]; ok {
 		return d
 	}
 	d, err := os.MkdirTemp("", "troupe-nodes")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	logDirs.m[t.Name()] = d
-	t.Cleanup(func() {
+	logDirs.m[tb.Name()] = d
+	tb.Cleanup(func() {
 		logDirs.Lock()
-		delete(logDirs.m, t.Name())
+		delete(logDirs.m, tb.Name())
 		logDirs.Unlock()
-		if !t.Failed() {
+		if !tb.Failed() {
 			os.RemoveAll(d)
 		}
 	})
@@ -138,15 +145,16 @@ func (p *nodeProc) tail(n int) string {
 	return strings.Join(p.lines[max(len(p.lines)-n, 0):], "\n")
 }
 
-// await waits until a line from index from on matches re and returns its submatches and the
-// index after it. It fails the test when the node exits or the timeout passes first.
-func (p *nodeProc) await(t *testing.T, re *regexp.Regexp, from int, timeout time.Duration) ([]string, int) {
-	t.Helper()
-	deadline := time.After(timeout)
+// await waits for a line from index from on that matches re and ok (nil: any match), and
+// returns its submatches and the index after it. It fails when the node exits or
+// awaitTimeout passes first.
+func (p *nodeProc) await(tb testing.TB, re *regexp.Regexp, ok func([]string) bool, from int) ([]string, int) {
+	tb.Helper()
+	deadline := time.After(awaitTimeout)
 	for {
 		p.mu.Lock()
 		for i := from; i < len(p.lines); i++ {
-			if m := re.FindStringSubmatch(p.lines[i]); m != nil {
+			if m := re.FindStringSubmatch(p.lines[i]); m != nil && (ok == nil || ok(m)) {
 				p.mu.Unlock()
 				return m, i + 1
 			}
@@ -155,19 +163,19 @@ func (p *nodeProc) await(t *testing.T, re *regexp.Regexp, from int, timeout time
 		exited, changed := p.exited, p.changed
 		p.mu.Unlock()
 		if exited {
-			t.Fatalf("%s exited before saying %q:\n%s", p.name, re, p.tail(30))
+			tb.Fatalf("%s exited before saying %q:\n%s", p.name, re, p.tail(30))
 		}
 		select {
 		case <-changed:
 		case <-deadline:
-			t.Fatalf("%s did not say %q within %s:\n%s", p.name, re, timeout, p.tail(30))
+			tb.Fatalf("%s did not say %q within %s:\n%s", p.name, re, awaitTimeout, p.tail(30))
 		}
 	}
 }
 
 // waitExit waits for the process to end and returns its exit code (-1: killed by a signal).
-func (p *nodeProc) waitExit(t *testing.T, timeout time.Duration) int {
-	t.Helper()
+func (p *nodeProc) waitExit(tb testing.TB, timeout time.Duration) int {
+	tb.Helper()
 	deadline := time.After(timeout)
 	for {
 		p.mu.Lock()
@@ -178,69 +186,119 @@ func (p *nodeProc) waitExit(t *testing.T, timeout time.Duration) int {
 				return exit.ExitCode()
 			}
 			if err != nil {
-				t.Fatalf("%s: %v", p.name, err)
+				tb.Fatalf("%s: %v", p.name, err)
 			}
 			return 0
 		}
 		select {
 		case <-changed:
 		case <-deadline:
-			t.Fatalf("%s still running after %s:\n%s", p.name, timeout, p.tail(30))
+			tb.Fatalf("%s still running after %s:\n%s", p.name, timeout, p.tail(30))
 		}
 	}
 }
 
 // summary decodes the node's --json output.
-func (p *nodeProc) summary(t *testing.T) nodeSummary {
-	t.Helper()
+func (p *nodeProc) summary(tb testing.TB) nodeSummary {
+	tb.Helper()
 	var s nodeSummary
 	if err := json.Unmarshal([]byte(p.out.String()), &s); err != nil {
-		t.Fatalf("%s: --json output: %v\n%s", p.name, err, p.out.String())
+		tb.Fatalf("%s: --json output: %v\n%s", p.name, err, p.out.String())
 	}
 	return s
 }
 
+// finish waits for a node that must complete the job and returns its summary.
+func (p *nodeProc) finish(tb testing.TB) nodeSummary {
+	tb.Helper()
+	if code := p.waitExit(tb, 5*time.Minute); code != 0 {
+		tb.Fatalf("%s exited %d, want 0", p.name, code)
+	}
+	return p.summary(tb)
+}
+
 var (
-	gossipLine = regexp.MustCompile(`msg="node up" .*gossip=(\S+)`)
-	worldLine  = regexp.MustCompile(`msg="training in a new world" generation=(\d+) rank=\d+ members=(\d+)`)
-	stepLine   = regexp.MustCompile(`^step (\d+)/`)
+	gossipLine    = regexp.MustCompile(`msg="node up" id=(\S+) gossip=(\S+)`)
+	worldLine     = regexp.MustCompile(`^time=(\S+) .*msg="training in a new world" generation=(\d+) rank=(\d+) members=(\d+)`)
+	firstStepLine = regexp.MustCompile(`^time=(\S+) .*msg="first step in a new world" generation=(\d+) step=(\d+) since_entry_ms=(\d+)(?: stall_ms=(\d+))?`)
+	stepLine      = regexp.MustCompile(`^step (\d+)/`)
+	metricsLine   = regexp.MustCompile(`msg=metrics url=(\S+)`)
 )
 
 // gossipAddr waits for the node to say where it listens.
-func (p *nodeProc) gossipAddr(t *testing.T) string {
-	m, _ := p.await(t, gossipLine, 0, time.Minute)
-	return m[1]
+func (p *nodeProc) gossipAddr(tb testing.TB) string {
+	m, _ := p.await(tb, gossipLine, nil, 0)
+	return m[2]
 }
 
-// awaitWorld waits for the node to enter a world of generation gen or later and returns the
-// generation, its size and the line index after it.
-func (p *nodeProc) awaitWorld(t *testing.T, gen int, from int) (int, int, int) {
-	t.Helper()
-	for {
-		m, next := p.await(t, worldLine, from, 2*time.Minute)
-		g, _ := strconv.Atoi(m[1])
-		size, _ := strconv.Atoi(m[2])
-		if g >= gen {
-			return g, size, next
-		}
-		from = next
+// worldEntry is a node's "training in a new world" line.
+type worldEntry struct {
+	at                 time.Time
+	gen, rank, members int
+	next               int // the line index after it
+}
+
+// awaitWorld waits for the node to enter a world of generation gen or later.
+func (p *nodeProc) awaitWorld(tb testing.TB, gen, from int) worldEntry {
+	tb.Helper()
+	m, next := p.await(tb, worldLine, func(m []string) bool { return atoi(m[2]) >= gen }, from)
+	return worldEntry{at: logTime(tb, m[1]), gen: atoi(m[2]), rank: atoi(m[3]), members: atoi(m[4]), next: next}
+}
+
+// firstStep is a node's "first step in a new world" line; stall is -1 where the line has none
+// (the node's first world).
+type firstStep struct {
+	at         time.Time
+	step       int
+	sinceEntry time.Duration
+	stall      time.Duration
+	next       int
+}
+
+// awaitFirstStep waits for the node's first step in world gen.
+func (p *nodeProc) awaitFirstStep(tb testing.TB, gen, from int) firstStep {
+	tb.Helper()
+	m, next := p.await(tb, firstStepLine, func(m []string) bool { return atoi(m[2]) == gen }, from)
+	f := firstStep{at: logTime(tb, m[1]), step: atoi(m[3]), sinceEntry: time.Duration(atoi(m[4])) * time.Millisecond, stall: -1, next: next}
+	if m[5] != "" {
+		f.stall = time.Duration(atoi(m[5])) * time.Millisecond
 	}
+	return f
 }
 
 // awaitSteps waits until the node has logged n more progress lines after index from.
-func (p *nodeProc) awaitSteps(t *testing.T, n int, from int) int {
-	t.Helper()
+func (p *nodeProc) awaitSteps(tb testing.TB, n int, from int) int {
+	tb.Helper()
 	for range n {
-		_, from = p.await(t, stepLine, from, 2*time.Minute)
+		_, from = p.await(tb, stepLine, nil, from)
 	}
 	return from
 }
 
-func writePeerJob(t *testing.T) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "peers.yaml")
+// atoi reads a number a pattern of \d+ matched.
+func atoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		panic(fmt.Sprintf("%q matched \\d+ but is not a number", s))
+	}
+	return n
+}
+
+// logTime reads a log line's timestamp (the nodes share the machine's clock with the test).
+func logTime(tb testing.TB, s string) time.Time {
+	tb.Helper()
+	at, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		tb.Fatalf("log timestamp %q: %v", s, err)
+	}
+	return at
+}
+
+func writePeerJob(tb testing.TB) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "peers.yaml")
 	if err := os.WriteFile(path, []byte(peerJob), 0o644); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return path
 }
@@ -280,59 +338,38 @@ func TestPeersSurviveJoinLeaveKillAndFreeze(t *testing.T) {
 	b := startNode(t, bin, "B", "--bind", "127.0.0.1:0", "--join", seed)
 	c := startNode(t, bin, "C", "--bind", "127.0.0.1:0", "--join", seed)
 
-	_, size, at := a.awaitWorld(t, 1, 0)
-	if size != 3 {
-		t.Fatalf("first world has %d members, want the 3 --min-nodes asked for", size)
+	w := a.awaitWorld(t, 1, 0)
+	if w.members != 3 {
+		t.Fatalf("first world has %d members, want the 3 --min-nodes asked for", w.members)
 	}
-	at = a.awaitSteps(t, 3, at)
-	d := startNode(t, bin, "D", "--bind", "127.0.0.1:0", "--join", b.gossipAddr(t)) // any member will do
-	gen, size, at := a.awaitWorld(t, 2, at)
-	if size != 4 {
-		t.Fatalf("generation %d has %d members after a join, want 4", gen, size)
-	}
-	at = a.awaitSteps(t, 2, at)
-	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	gen, size, at = a.awaitWorld(t, gen+1, at)
-	if size != 3 {
-		t.Fatalf("generation %d has %d members after a leave, want 3", gen, size)
-	}
-	at = a.awaitSteps(t, 2, at)
-	if err := c.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	gen, size, at = a.awaitWorld(t, gen+1, at)
-	if size != 2 {
-		t.Fatalf("generation %d has %d members after a kill, want 2", gen, size)
-	}
-	at = a.awaitSteps(t, 2, at)
-	if err := d.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	gen, size, at = a.awaitWorld(t, gen+1, at)
-	if size != 1 {
-		t.Fatalf("generation %d has %d members with D frozen, want 1", gen, size)
-	}
-	at = a.awaitSteps(t, 2, at) // A trains alone: a world of one with the coordinator is a quorum of two
-	if err := d.cmd.Process.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
-	gen, size, _ = a.awaitWorld(t, gen+1, at)
-	if size != 2 {
-		t.Fatalf("generation %d has %d members after D came back, want 2", gen, size)
-	}
-
-	for _, p := range []*nodeProc{a, b, d} {
-		if code := p.waitExit(t, 5*time.Minute); code != 0 {
-			t.Fatalf("%s exited %d, want 0", p.name, code)
+	// change applies one change once the world has trained a little, and checks the size of
+	// the world that follows it.
+	change := func(what string, act func() error, members int) {
+		t.Helper()
+		at := a.awaitSteps(t, 2, w.next)
+		if err := act(); err != nil {
+			t.Fatal(err)
+		}
+		w = a.awaitWorld(t, w.gen+1, at)
+		if w.members != members {
+			t.Fatalf("generation %d has %d members after %s, want %d", w.gen, w.members, what, members)
 		}
 	}
-	sa, sb, sd := a.summary(t), b.summary(t), d.summary(t)
+	var d *nodeProc
+	change("a join", func() error {
+		d = startNode(t, bin, "D", "--bind", "127.0.0.1:0", "--join", b.gossipAddr(t)) // any member will do
+		return nil
+	}, 4)
+	change("a graceful leave", func() error { return b.cmd.Process.Signal(syscall.SIGTERM) }, 3)
+	change("a kill", func() error { return c.cmd.Process.Kill() }, 2)
+	change("a freeze", func() error { return d.cmd.Process.Signal(syscall.SIGSTOP) }, 1) // a quorum of two: half, with the coordinator
+	change("the frozen node's return", func() error { return d.cmd.Process.Signal(syscall.SIGCONT) }, 2)
+
+	sa, sb, sd := a.finish(t), b.finish(t), d.finish(t)
 	if !sb.Left || sb.Steps >= sa.Steps {
 		t.Errorf("B left=%v at step %d, want a graceful leave before the end (%d)", sb.Left, sb.Steps, sa.Steps)
 	}
-	if sd.Incarnations != 2 || sd.NodeID == d.summaryIDOfFirst(t) {
+	if first, _ := d.await(t, gossipLine, nil, 0); sd.Incarnations != 2 || sd.NodeID == first[1] {
 		t.Errorf("D ran %d incarnations (last id %s), want 2: frozen past the timeout, it must come back as a new node", sd.Incarnations, sd.NodeID)
 	}
 	if sa.ParamsSHA256 != sd.ParamsSHA256 || sa.Steps != sd.Steps {
@@ -357,12 +394,6 @@ func TestPeersSurviveJoinLeaveKillAndFreeze(t *testing.T) {
 	t.Logf("one process %.4f; peers %.4f over %d worlds, %d steps redone on A", ref.TestAccuracy, sa.TestAccuracy, sa.Generations, sa.StepsRedone)
 }
 
-// summaryIDOfFirst is the id the node had before it was left out: the first "node up" line.
-func (p *nodeProc) summaryIDOfFirst(t *testing.T) string {
-	m, _ := p.await(t, regexp.MustCompile(`msg="node up" id=(\S+)`), 0, time.Second)
-	return m[1]
-}
-
 // Three nodes without churn follow the one-process run step for step: the global batch is the
 // same, only the order of the float additions in the all-reduce differs.
 func TestPeersFollowTheOneProcessRun(t *testing.T) {
@@ -378,15 +409,14 @@ func TestPeersFollowTheOneProcessRun(t *testing.T) {
 		logs[i] = filepath.Join(dir, fmt.Sprintf("loss%d.csv", i))
 		args := []string{"--bind", "127.0.0.1:0", "--loss-log", logs[i]}
 		if i == 0 {
-			args = append(args, "--job", job, "--min-nodes", "3", "--max-steps", "300")
+			args = append(args, "--job", job, "--min-nodes", "3", "--max-steps", "300", "--metrics", "127.0.0.1:0")
 		} else {
 			args = append(args, "--join", procs[0].gossipAddr(t))
 		}
 		procs[i] = startNode(t, bin, fmt.Sprintf("node%d", i), args...)
 	}
 	// While they train, `troupe status` sees the world of three from outside it.
-	_, _, at := procs[0].awaitWorld(t, 1, 0)
-	procs[0].awaitSteps(t, 1, at)
+	procs[0].awaitSteps(t, 1, procs[0].awaitWorld(t, 1, 0).next)
 	status := exec.Command(bin, "status", "--join", procs[2].gossipAddr(t), "--json", "--timeout", "20s")
 	raw, err := status.Output()
 	if err != nil {
@@ -402,6 +432,20 @@ func TestPeersFollowTheOneProcessRun(t *testing.T) {
 	for _, m := range rep.Members {
 		if m.Rank < 0 || (m.State != "training" && m.State != "finished") {
 			t.Fatalf("status of %s: rank %d, %s", m.ID, m.Rank, m.State)
+		}
+	}
+	// And its metrics say the same.
+	m, _ := procs[0].await(t, metricsLine, nil, 0)
+	scrape := scrapeMetrics(t, m[1])
+	for name, ok := range map[string]func(float64) bool{
+		"troupe_generation":                     func(v float64) bool { return v == 1 },
+		"troupe_world_members":                  func(v float64) bool { return v == 3 },
+		"troupe_steps_total":                    func(v float64) bool { return v >= 1 },
+		"troupe_allreduce_bytes_total":          func(v float64) bool { return v >= 4*101770 },
+		"troupe_allreduce_bus_bytes_per_second": func(v float64) bool { return v > 0 },
+	} {
+		if v, found := scrape[name]; !found || !ok(v) {
+			t.Errorf("metric %s = %v (present: %v)", name, v, found)
 		}
 	}
 	sums := make([]nodeSummary, 3)
@@ -479,7 +523,7 @@ func TestWrongKeyNodeIsRefused(t *testing.T) {
 	right, wrong := keyFile("cluster.key"), keyFile("other.key")
 	a := startNode(t, bin, "A", "--bind", "127.0.0.1:0", "--key-file", right, "--job", job)
 	seed := a.gossipAddr(t)
-	_, _, at := a.awaitWorld(t, 1, 0)
+	w := a.awaitWorld(t, 1, 0)
 	intruder := startNode(t, bin, "intruder", "--bind", "127.0.0.1:0", "--key-file", wrong, "--join", seed, "--join-timeout", "4s")
 	friend := startNode(t, bin, "friend", "--bind", "127.0.0.1:0", "--key-file", right, "--join", seed)
 	if code := intruder.waitExit(t, time.Minute); code == 0 {
@@ -488,15 +532,10 @@ func TestWrongKeyNodeIsRefused(t *testing.T) {
 	if !strings.Contains(intruder.tail(5), "no member handed over the job") {
 		t.Fatalf("the refused node should say why:\n%s", intruder.tail(5))
 	}
-	if _, size, _ := a.awaitWorld(t, 2, at); size != 2 {
-		t.Fatalf("the world has %d members after a node with the key joined, want 2", size)
+	if w = a.awaitWorld(t, 2, w.next); w.members != 2 {
+		t.Fatalf("the world has %d members after a node with the key joined, want 2", w.members)
 	}
-	for _, p := range []*nodeProc{a, friend} {
-		if code := p.waitExit(t, 5*time.Minute); code != 0 {
-			t.Fatalf("%s exited %d", p.name, code)
-		}
-	}
-	sa, sf := a.summary(t), friend.summary(t)
+	sa, sf := a.finish(t), friend.finish(t)
 	if sa.Generations != 2 || sa.Joins != 1 || sa.ParamsSHA256 != sf.ParamsSHA256 {
 		t.Fatalf("A: %d worlds, %d joins, params %s; friend %s: want 2 worlds, the friend's join only, equal parameters",
 			sa.Generations, sa.Joins, sa.ParamsSHA256, sf.ParamsSHA256)
@@ -504,4 +543,26 @@ func TestWrongKeyNodeIsRefused(t *testing.T) {
 	if sa.MalformedFrames != 0 {
 		t.Fatalf("A decoded %d malformed frames; the intruder should not have reached the decoder at all", sa.MalformedFrames)
 	}
+}
+
+// scrapeMetrics reads a Prometheus text page into name -> value, for metrics without labels.
+func scrapeMetrics(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
+			continue
+		}
+		if v, err := strconv.ParseFloat(value, 64); err == nil {
+			out[name] = v
+		}
+	}
+	return out
 }

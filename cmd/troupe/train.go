@@ -27,6 +27,7 @@ type trainFlags struct {
 	progress     string
 	logEvery     int
 	verbose      bool
+	metricsAddr  string
 
 	overrides map[string]func(*actors.Job) // flag name -> write its value into the job
 }
@@ -94,6 +95,7 @@ func (f *trainFlags) defineOutputFlags(fl *pflag.FlagSet) {
 	fl.StringVar(&f.progress, "progress", "auto", "progress display: auto (a bar on a terminal, else lines), bar, lines, none")
 	fl.IntVar(&f.logEvery, "log-every", 100, "steps between progress lines")
 	fl.BoolVar(&f.verbose, "verbose", false, "log debug details")
+	fl.StringVar(&f.metricsAddr, "metrics", "", "serve Prometheus metrics at http://HOST:PORT/metrics (port 0 picks one)")
 }
 
 // apply writes the flags the user set over the job and validates the result.
@@ -118,6 +120,16 @@ func (f *trainFlags) apply(cmd *cobra.Command, job *actors.Job) error {
 		return fmt.Errorf("--log-every must be > 0, got %d", f.logEvery)
 	}
 	return job.Validate()
+}
+
+// instrument serves the run's metrics when --metrics asks for them; stop ends the server.
+func (f *trainFlags) instrument(opts *actors.Options, log *slog.Logger) (stop func(), err error) {
+	if f.metricsAddr == "" {
+		return func() {}, nil
+	}
+	m := newMetrics()
+	m.hook(opts)
+	return m.serve(f.metricsAddr, log)
 }
 
 // outputs builds the log and the progress display the flags ask for.
@@ -184,7 +196,7 @@ func newSummary(res *actors.Result, params int) summary {
 func train(ctx context.Context, job actors.Job, f trainFlags, stdout, stderr io.Writer) error {
 	log, display := f.outputs(stderr)
 	var params int
-	res, err := actors.Run(ctx, job, actors.Options{
+	opts := actors.Options{
 		Logger: log,
 		OnStart: func(s actors.Start) {
 			params = s.Params
@@ -193,7 +205,13 @@ func train(ctx context.Context, job actors.Job, f trainFlags, stdout, stderr io.
 		OnStep:       display.step,
 		OnEpoch:      display.epoch,
 		OnCheckpoint: display.checkpoint,
-	})
+	}
+	stopMetrics, err := f.instrument(&opts, log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	res, err := actors.Run(ctx, job, opts)
 	display.stop()
 	if err != nil && res == nil {
 		return err
