@@ -397,17 +397,37 @@ func (p *Peer) GossipAddrs() []string {
 
 // ServeJob makes this peer hand job to nodes that join without a job file.
 func (p *Peer) ServeJob(job Job) error {
-	shared := job
-	shared.Data.Dir = ""                 // each node finds the data set itself
-	shared.Checkpoint = CheckpointSpec{} // where a node writes is its own business
-	raw, err := yaml.Marshal(shared)
+	raw, err := sharedJob(job)
 	if err != nil {
-		return fmt.Errorf("encoding the job: %w", err)
+		return err
 	}
 	p.mu.Lock()
 	p.job, p.jobFP = raw, job.Fingerprint()
 	p.mu.Unlock()
 	return nil
+}
+
+// sharedJob is the job as a joiner gets it: what the cluster trains, without where this node
+// finds its data or writes its checkpoints.
+func sharedJob(job Job) ([]byte, error) {
+	job.Data.Dir = ""
+	job.Checkpoint = CheckpointSpec{}
+	raw, err := yaml.Marshal(job)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the job: %w", err)
+	}
+	return raw, nil
+}
+
+// parseSharedJob reads a job sharedJob wrote. The sections it left out stay empty rather
+// than take the defaults of a job file: a joiner writes checkpoints only where it is told to.
+func parseSharedJob(raw []byte) (Job, error) {
+	job, err := ParseJob(raw)
+	if err != nil {
+		return Job{}, err
+	}
+	job.Checkpoint = CheckpointSpec{}
+	return job, job.Validate()
 }
 
 // ErrNoJob reports that no member handed over the job in time.
@@ -424,7 +444,7 @@ func (p *Peer) FetchJob(ctx context.Context) (Job, error) {
 		}
 		select {
 		case spec := <-p.replies:
-			job, err := ParseJob(spec.YAML)
+			job, err := parseSharedJob(spec.YAML)
 			if err != nil {
 				return Job{}, fmt.Errorf("the job a member handed over: %w", err)
 			}
