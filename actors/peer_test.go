@@ -188,4 +188,3 @@ func TestStatusBoardRate(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 }
-
