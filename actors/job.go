@@ -61,12 +61,16 @@ type TrainSpec struct {
 
 // CheckpointSpec sets where and how often snapshots are written.
 type CheckpointSpec struct {
-	// Dir is the local checkpoint directory; empty disables checkpoints.
+	// Dir is where checkpoints go: a directory, file:///path, or s3://bucket/prefix?endpoint=URL
+	// for S3-compatible object storage (see OpenStore). Empty disables checkpoints.
 	Dir string `yaml:"dir,omitempty" json:"dir,omitempty"`
 	// EverySteps writes a snapshot every N steps (and always at the end of the run).
 	EverySteps int `yaml:"every_steps,omitempty" json:"every_steps,omitempty"`
 	// Keep is how many committed checkpoints stay on disk.
 	Keep int `yaml:"keep,omitempty" json:"keep,omitempty"`
+	// KeepEvery spares, besides the newest Keep, every checkpoint whose step is a multiple of
+	// it (0: none): a sparse history to go back to.
+	KeepEvery int `yaml:"keep_every,omitempty" json:"keep_every,omitempty"`
 	// Resume continues from the newest valid checkpoint in Dir when there is one.
 	Resume bool `yaml:"resume,omitempty" json:"resume,omitempty"`
 	// Overwrite lets a fresh run replace the checkpoints of an unfinished earlier run in Dir.
@@ -149,7 +153,8 @@ func (j *Job) Validate() error {
 	}
 	for name, v := range map[string]int{"data.train_limit": j.Data.TrainLimit, "data.test_limit": j.Data.TestLimit,
 		"data.validation": j.Data.Validation, "data.prefetch": j.Data.Prefetch, "train.eval_batch": j.Train.EvalBatch,
-		"checkpoint.every_steps": j.Checkpoint.EverySteps, "checkpoint.keep": j.Checkpoint.Keep} {
+		"checkpoint.every_steps": j.Checkpoint.EverySteps, "checkpoint.keep": j.Checkpoint.Keep,
+		"checkpoint.keep_every": j.Checkpoint.KeepEvery} {
 		if v < 0 {
 			return bad("%s must be >= 0, got %d", name, v)
 		}

@@ -122,6 +122,10 @@ type TrainingDone struct {
 	EvalSeconds  float64
 }
 
+// drained: Worker -> Node. A stopped run's last step is applied (or abandoned): nothing of
+// this node is needed for the world's next step any more.
+type drained struct{ step int64 }
+
 // stopTraining: Run -> Node -> Worker. The context was cancelled: finish the step in flight,
 // checkpoint, report TrainingDone.
 type stopTraining struct{}

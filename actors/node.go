@@ -43,6 +43,14 @@ type Options struct {
 	OnWorld func(WorldInfo)
 	// OnRestart is called whenever the supervisor restarts a role.
 	OnRestart func(role string)
+	// OnDrained is called once a stopped run's last step is applied or abandoned, before the
+	// final evaluation: a peer leaving the cluster announces it then, so the others neither
+	// lose that step nor wait for the evaluation.
+	OnDrained func(step int64)
+	// StopGrace bounds how long a cancelled run waits for the step in flight before it breaks
+	// off the world's reduction (default 10 s). A node draining for a preemption sets it from
+	// the notice's deadline.
+	StopGrace time.Duration
 
 	// readerFault, workerFault and onBatch are test hooks: faults injected into the
 	// ShardReader and the Worker, and a look at every batch the Worker accepts.
@@ -146,6 +154,12 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 	var sn *sched.Node
 	if opts.Peer != nil {
 		rep.elastic, rep.paused = true, true
+		rep.lastStanding = opts.Peer.lastStanding(rep)
+		spec, err := sharedJob(job)
+		if err != nil {
+			return nil, err
+		}
+		rep.jobSpec = string(spec)
 		plane = &dataPlane{endpoint: opts.Peer.endpoint, log: log}
 		defer plane.close()
 	}
@@ -160,38 +174,10 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 	start := Start{Job: job, Params: len(rep.model.Params()), TrainSamples: train.Len(),
 		StepsPerEpoch: rep.plan.StepsPerEpoch(), TotalSteps: rep.totalSteps}
 
-	var manager *checkpoint.Manager
-	if job.Checkpoint.Dir != "" {
-		store, err := checkpoint.NewDirStore(job.Checkpoint.Dir)
-		if err != nil {
-			return nil, fmt.Errorf("checkpoint dir: %w", err)
-		}
-		manager = checkpoint.NewManager(store, job.Checkpoint.Keep)
-		if !job.Checkpoint.Resume {
-			if err := clearEarlierRun(manager, job, log); err != nil {
-				return nil, err
-			}
-		} else {
-			snap, name, skipped, err := manager.LoadLatest()
-			start.Skipped = skipped
-			for _, s := range skipped {
-				log.Warn("skipping a broken checkpoint", "checkpoint", s.Name, "reason", s.Reason)
-			}
-			switch {
-			case errors.Is(err, checkpoint.ErrNoCheckpoint):
-				log.Info("no checkpoint to resume from: starting afresh", "dir", job.Checkpoint.Dir)
-			case err != nil:
-				return nil, fmt.Errorf("resume: %w", err)
-			default:
-				if err := rep.restore(snap); err != nil {
-					return nil, fmt.Errorf("resume from %s: %w", name, err)
-				}
-				start.ResumedFrom, start.StartStep = name, rep.step
-				log.Info("resuming", "checkpoint", name, "step", rep.step)
-			}
-		}
+	manager, err := openCheckpoints(ctx, job, opts, rep, &start, log)
+	if err != nil {
+		return nil, err
 	}
-
 	if opts.Peer != nil {
 		opts.Peer.board.update(func(s *wire.Status) {
 			*s = wire.Status{Job: job.Name, TotalSteps: rep.totalSteps, Header: wire.Header{Step: rep.step}}
@@ -223,13 +209,17 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("spawn node: %w", err)
 	}
 	var res *Result
+	grace := stopGrace
+	if opts.StopGrace > 0 {
+		grace = opts.StopGrace
+	}
 	select {
 	case res = <-outcome:
 	case <-ctx.Done():
 		system.Root.Send(pid, stopTraining{})
 		select {
 		case res = <-outcome:
-		case <-time.After(stopGrace):
+		case <-time.After(grace):
 			// A reduction still waits for ranks that are not coming: break it off.
 			if link != nil {
 				link.Close()
@@ -251,6 +241,44 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 		return res, n.failure
 	}
 	return res, nil
+}
+
+// openCheckpoints opens the job's checkpoint store and, for a run that starts the job, resumes
+// from it or clears an earlier run's checkpoints as the job says. A node joining a cluster only
+// writes: the world hands it its state. Without checkpoint.dir it returns nil.
+func openCheckpoints(ctx context.Context, job Job, opts Options, rep *replica, start *Start, log *slog.Logger) (*checkpoint.Manager, error) {
+	if job.Checkpoint.Dir == "" {
+		return nil, nil
+	}
+	store, err := OpenStore(ctx, job.Checkpoint.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint store: %w", err)
+	}
+	manager := checkpoint.NewManager(store, job.Checkpoint.Keep).KeepEvery(int64(job.Checkpoint.KeepEvery))
+	switch {
+	case opts.Peer != nil && !opts.Genesis:
+		return manager, nil
+	case !job.Checkpoint.Resume:
+		return manager, clearEarlierRun(manager, job, log)
+	}
+	snap, name, skipped, err := manager.LoadLatest()
+	start.Skipped = skipped
+	for _, s := range skipped {
+		log.Warn("skipping a broken checkpoint", "checkpoint", s.Name, "reason", s.Reason)
+	}
+	switch {
+	case errors.Is(err, checkpoint.ErrNoCheckpoint):
+		log.Info("no checkpoint to resume from: starting afresh", "store", job.Checkpoint.Dir)
+	case err != nil:
+		return nil, fmt.Errorf("resume: %w", err)
+	default:
+		if err := rep.restore(snap); err != nil {
+			return nil, fmt.Errorf("resume from %s: %w", name, err)
+		}
+		start.ResumedFrom, start.StartStep = name, rep.step
+		log.Info("resuming", "checkpoint", name, "step", rep.step, "generation", snap.Generation, "world", len(snap.World))
+	}
+	return manager, nil
 }
 
 // ErrUnfinishedRun refuses to start afresh over the checkpoints of a run that did not finish.
@@ -465,6 +493,10 @@ func (n *node) Receive(ctx actor.Context) {
 			return
 		}
 		n.trainingDone(ctx, msg)
+	case drained:
+		if n.opts.OnDrained != nil {
+			n.opts.OnDrained(msg.step)
+		}
 	case lingerOver:
 		if n.finished != nil {
 			n.trainingDone(ctx, n.finished)

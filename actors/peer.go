@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -382,6 +383,22 @@ func (p *Peer) dataAddr(id sched.NodeID) string {
 	return p.members[id].Meta.DataAddr
 }
 
+// lastStanding returns a check, for the Worker of rep, of whether every other member of its
+// world has gone or announced its departure. The Worker reads rep.members on its own goroutine,
+// where the check runs.
+func (p *Peer) lastStanding(rep *replica) func() bool {
+	return func() bool {
+		alive := p.Members()
+		self := string(p.ID())
+		for _, m := range rep.members {
+			if m != self && slices.Contains(alive, sched.NodeID(m)) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
 // GossipAddrs are the gossip addresses of the live members: the seeds a new incarnation of
 // this process joins through.
 func (p *Peer) GossipAddrs() []string {
@@ -408,10 +425,14 @@ func (p *Peer) ServeJob(job Job) error {
 }
 
 // sharedJob is the job as a joiner gets it: what the cluster trains, without where this node
-// finds its data or writes its checkpoints.
+// finds its data. Checkpoint settings travel only with a store every node can reach (object
+// storage), so that whichever node is rank 0 writes to it; a local directory is this node's.
 func sharedJob(job Job) ([]byte, error) {
 	job.Data.Dir = ""
-	job.Checkpoint = CheckpointSpec{}
+	if !sharedStore(job.Checkpoint.Dir) {
+		job.Checkpoint = CheckpointSpec{}
+	}
+	job.Checkpoint.Resume, job.Checkpoint.Overwrite = false, false
 	raw, err := yaml.Marshal(job)
 	if err != nil {
 		return nil, fmt.Errorf("encoding the job: %w", err)
@@ -426,9 +447,14 @@ func parseSharedJob(raw []byte) (Job, error) {
 	if err != nil {
 		return Job{}, err
 	}
-	job.Checkpoint = CheckpointSpec{}
+	if !sharedStore(job.Checkpoint.Dir) {
+		job.Checkpoint = CheckpointSpec{}
+	}
 	return job, job.Validate()
 }
+
+// sharedStore says whether a checkpoint store is the same for every node that names it.
+func sharedStore(uri string) bool { return strings.HasPrefix(uri, "s3://") }
 
 // ErrNoJob reports that no member handed over the job in time.
 var ErrNoJob = errors.New("actors: no member handed over the job")

@@ -43,9 +43,14 @@ type replica struct {
 	// On a peer: the Worker trains only inside a world whose state it installed, and not
 	// after the node promised its vote on the next world.
 	elastic   bool
+	members   []string // the world's, in rank order, for snapshots
+	jobSpec   string   // the job as a joiner gets it, kept in every snapshot
 	paused    bool
 	pausedGen uint64 // the newest world the Coordinator paused
 	redone    int64  // steps computed or applied and then thrown away by a world change
+	// lastStanding reports, on a peer, whether every other member of its world has gone or
+	// is leaving.
+	lastStanding func() bool
 }
 
 // epochStats accumulates the current epoch's training figures; it is checkpointed (as JSON in
@@ -66,13 +71,15 @@ func (r *replica) snapshot() *checkpoint.Snapshot {
 	extra, _ := json.Marshal(r.epoch) // a struct of numbers always marshals
 	epoch, _ := r.plan.EpochOf(r.step)
 	return &checkpoint.Snapshot{
-		Step:      r.step,
-		Epoch:     epoch,
-		Seed:      r.job.Seed,
-		Meta:      map[string]string{"job": r.job.Name, "fingerprint": r.job.Fingerprint()},
-		Params:    append([]float32(nil), r.model.Params()...),
-		Optimizer: checkpoint.OptimizerState{Name: st.Name, Step: st.Step, Buffers: bufs},
-		Extra:     extra,
+		Step:       r.step,
+		Epoch:      epoch,
+		Seed:       r.job.Seed,
+		Generation: r.generation,
+		World:      r.members,
+		Meta:       map[string]string{"job": r.job.Name, "fingerprint": r.job.Fingerprint(), "job_spec": r.jobSpec},
+		Params:     append([]float32(nil), r.model.Params()...),
+		Optimizer:  checkpoint.OptimizerState{Name: st.Name, Step: st.Step, Buffers: bufs},
+		Extra:      extra,
 	}
 }
 
@@ -218,6 +225,10 @@ func (w *worker) enter(ctx actor.Context, msg enterWorld) {
 		w.waiting = -1
 	}
 	w.r.generation, w.r.rank, w.r.ranks = msg.world.Generation, msg.rank, len(msg.addrs)
+	w.r.members = make([]string, len(msg.world.Members))
+	for i, m := range msg.world.Members {
+		w.r.members[i] = string(m)
+	}
 	w.r.paused = true
 	// A fresh buffer each time: the Aggregator may still be writing into the previous one
 	// while it notices that its world is gone.
@@ -318,6 +329,20 @@ func (w *worker) evaluate(b compute.Batch) (loss, accuracy float64) {
 // writesCheckpoints: in a world of several members only rank 0 writes.
 func (w *worker) writesCheckpoints() bool { return w.ckpter != nil && w.r.rank == 0 }
 
+// writesFinal says whether the snapshot at the end of this node's run is written. A run that
+// trained the whole job, or one in a single process, always writes it (rank 0 in a cluster).
+// A peer that leaves early writes it only when it is the last of its world still there, so a
+// fleet whose nodes all go keeps the step the last one reached.
+func (w *worker) writesFinal(interrupted bool) bool {
+	switch {
+	case w.ckpter == nil:
+		return false
+	case !w.r.elastic || !interrupted:
+		return w.writesCheckpoints()
+	}
+	return w.r.lastStanding == nil || w.r.lastStanding()
+}
+
 func (w *worker) save(ctx actor.Context) {
 	if w.writesCheckpoints() {
 		ctx.Send(w.ckpter, &SaveSnapshot{Stamp: Stamp{Step: w.r.step}, Snapshot: w.r.snapshot()})
@@ -328,7 +353,10 @@ func (w *worker) save(ctx actor.Context) {
 // some, evaluates the test set and reports the end of the run.
 func (w *worker) finish(ctx actor.Context, interrupted, stoppedEarly bool) {
 	w.r.running = false
-	if w.writesCheckpoints() {
+	if interrupted {
+		ctx.Send(ctx.Parent(), drained{step: w.r.step}) // the last step is in: a peer may go
+	}
+	if w.writesFinal(interrupted) {
 		snap := w.r.snapshot()
 		if !interrupted {
 			snap.Meta[metaFinal] = "true"

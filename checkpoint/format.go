@@ -106,6 +106,8 @@ type state struct {
 	Optimizer     optimizerState    `json:"optimizer"`
 	Extra         []byte            `json:"extra"` // base64 in JSON
 	FormatVersion int               `json:"format"`
+	Generation    uint64            `json:"generation,omitempty"`
+	World         []string          `json:"world,omitempty"`
 }
 
 type optimizerState struct {
@@ -122,7 +124,7 @@ func encodeState(s *Snapshot) []byte {
 	b, err := json.MarshalIndent(state{
 		Step: s.Step, Epoch: s.Epoch, Seed: s.Seed, Meta: s.Meta, ParamsLen: len(s.Params),
 		Optimizer: optimizerState{Name: s.Optimizer.Name, Step: s.Optimizer.Step, BufferLengths: lengths},
-		Extra:     s.Extra, FormatVersion: FormatVersion,
+		Extra:     s.Extra, FormatVersion: FormatVersion, Generation: s.Generation, World: s.World,
 	}, "", "  ")
 	if err != nil {
 		panic("checkpoint: encoding state: " + err.Error()) // only strings, numbers and bytes: cannot fail
@@ -155,6 +157,8 @@ type manifest struct {
 	Step          int64     `json:"step"`
 	Created       string    `json:"created"` // RFC 3339
 	Parts         []partSum `json:"parts"`
+	Generation    uint64    `json:"generation,omitempty"` // the world that wrote it, in a cluster
+	World         []string  `json:"world,omitempty"`
 }
 
 type partSum struct {

@@ -21,6 +21,11 @@ type Snapshot struct {
 	Params    []float32         // the flat parameter vector
 	Optimizer OptimizerState
 	Extra     []byte // opaque to this package, e.g. JSON of the metrics history
+	// Generation and World name the world that trained up to Step (a cluster's generation and
+	// members in rank order; zero and nil for a run in one process). The manifest records
+	// them too, so a listing tells which world wrote what.
+	Generation uint64
+	World      []string
 }
 
 // OptimizerState is an optimizer's name, its own step counter and its state vectors (for Adam,
@@ -86,14 +91,22 @@ func parseName(name string) (int64, bool) {
 // Manager saves snapshots to a Store as checkpoints, prunes old ones and loads the newest
 // valid one.
 type Manager struct {
-	store Store
-	keep  int
+	store     Store
+	keep      int
+	keepEvery int64
 }
 
 // NewManager returns a manager that keeps the newest keep committed checkpoints in store;
 // keep <= 0 keeps them all.
 func NewManager(store Store, keep int) *Manager {
 	return &Manager{store: store, keep: keep}
+}
+
+// KeepEvery makes pruning spare every checkpoint whose step is a multiple of steps, besides
+// the newest keep: a long run keeps a sparse history to go back to. steps <= 0 spares none.
+func (m *Manager) KeepEvery(steps int64) *Manager {
+	m.keepEvery = steps
+	return m
 }
 
 // Save writes s as the checkpoint of s.Step: its parts first, then the manifest, which commits
@@ -110,7 +123,8 @@ func (m *Manager) Save(s *Snapshot, now time.Time) (name string, err error) {
 	if err := m.store.Delete(name + "/" + manifestPart); err != nil {
 		return "", fmt.Errorf("checkpoint: save %s: %w", name, err)
 	}
-	man := manifest{FormatVersion: FormatVersion, Step: s.Step, Created: now.UTC().Format(time.RFC3339)}
+	man := manifest{FormatVersion: FormatVersion, Step: s.Step, Created: now.UTC().Format(time.RFC3339),
+		Generation: s.Generation, World: s.World}
 	for _, part := range dataParts {
 		var data []byte
 		switch part {
@@ -201,6 +215,9 @@ func (m *Manager) prune(saved string) error {
 			continue
 		case f.has(manifestPart):
 			newestCommitted = max(newestCommitted, f.step)
+			if m.keepEvery > 0 && f.step%m.keepEvery == 0 {
+				continue // spared: a milestone
+			}
 			if m.keep <= 0 || others < m.keep-1 {
 				others++
 				continue
@@ -368,7 +385,7 @@ func (m *Manager) Load(name string) (*Snapshot, error) {
 	return &Snapshot{
 		Step: st.Step, Epoch: st.Epoch, Seed: st.Seed, Meta: st.Meta, Params: params[0],
 		Optimizer: OptimizerState{Name: st.Optimizer.Name, Step: st.Optimizer.Step, Buffers: buffers},
-		Extra:     st.Extra,
+		Extra:     st.Extra, Generation: st.Generation, World: st.World,
 	}, nil
 }
 

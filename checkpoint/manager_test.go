@@ -467,3 +467,36 @@ func TestClearDeletesEveryCheckpoint(t *testing.T) {
 		t.Fatalf("Clear deleted a file that is not a checkpoint: %v", err)
 	}
 }
+
+// Retention: the newest keep checkpoints, and every milestone besides.
+func TestKeepEverySparesMilestones(t *testing.T) {
+	store, err := NewDirStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewManager(store, 2).KeepEvery(100)
+	for step := int64(25); step <= 300; step += 25 {
+		snap := &Snapshot{Step: step, Params: []float32{float32(step)}, Generation: uint64(step / 100), World: []string{"a", "b"}}
+		if _, err := m.Save(snap, time.Unix(0, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	infos, err := m.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var steps []int64
+	for _, info := range infos {
+		steps = append(steps, info.Step)
+	}
+	if want := []int64{100, 200, 275, 300}; !slices.Equal(steps, want) {
+		t.Fatalf("kept steps %v, want %v", steps, want)
+	}
+	got, err := m.Load(Name(200))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Generation != 2 || !slices.Equal(got.World, []string{"a", "b"}) {
+		t.Fatalf("generation %d, world %v: want the ones saved", got.Generation, got.World)
+	}
+}

@@ -55,6 +55,10 @@ func NewDirStore(dir string) (*DirStore, error) {
 	return &DirStore{root: dir}, nil
 }
 
+// CheckName reports whether name follows the naming rules of Store, with an error wrapping
+// ErrBadName if not, so that other Store implementations enforce the same rules.
+func CheckName(name string) error { return checkName(name) }
+
 // checkName enforces the naming rules of Store.
 func checkName(name string) error {
 	if !fs.ValidPath(name) || name == "." {

@@ -41,6 +41,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.AddCommand(newTrainCommand(stdout, stderr))
 	root.AddCommand(newNodeCommand(stdout, stderr))
 	root.AddCommand(newStatusCommand(stdout, stderr))
+	root.AddCommand(newExportCommand(stdout, stderr))
+	root.AddCommand(newImportCommand(stdout, stderr))
 	err := root.ExecuteContext(ctx)
 	switch {
 	case err == nil:

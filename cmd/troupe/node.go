@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/troupe-ml/troupe/actors"
 	"github.com/troupe-ml/troupe/cluster"
+	"github.com/troupe-ml/troupe/cluster/notice"
 )
 
 // nodeFlags are the settings of `troupe node`: the training flags, and where the node sits in
@@ -26,6 +28,15 @@ type nodeFlags struct {
 	minNodes  int
 	leaveWait time.Duration
 	joinWait  time.Duration
+	drainWait time.Duration
+	notice    noticeFlags
+}
+
+// noticeFlags say where a node hears of its machine's preemption.
+type noticeFlags struct {
+	provider string
+	url      string
+	interval time.Duration
 }
 
 // clusterFlags say where a process sits in a cluster: `node` and `status` share them.
@@ -49,7 +60,8 @@ func (f *clusterFlags) define(fl *pflag.FlagSet, bind string) {
 
 // localFlags are the job flags a joiner may give: they say where this node finds its data and
 // writes its checkpoints, not what the cluster trains.
-var localFlags = map[string]bool{"data-dir": true, "checkpoint-dir": true, "checkpoint-every": true, "keep": true, "overwrite": true}
+var localFlags = map[string]bool{"data-dir": true, "checkpoint": true, "checkpoint-dir": true, "checkpoint-every": true, "keep": true,
+	"keep-every": true, "overwrite": true}
 
 func newNodeCommand(stdout, stderr io.Writer) *cobra.Command {
 	var f nodeFlags
@@ -79,6 +91,10 @@ only, unless --insecure says otherwise.`,
 	fl.IntVar(&f.minNodes, "min-nodes", 1, "with --job: ready nodes, this one included, to wait for before step 0")
 	fl.DurationVar(&f.leaveWait, "leave-timeout", 2*time.Second, "how long a graceful leave waits for the cluster to hear of it")
 	fl.DurationVar(&f.joinWait, "join-timeout", 0, "with --join: give up when no member hands over the job within this time (0: wait)")
+	fl.DurationVar(&f.drainWait, "drain-timeout", 10*time.Second, "on a signal or a preemption notice: how long the step in flight may take before it is abandoned")
+	fl.StringVar(&f.notice.provider, "preemption", "", "watch the cloud's preemption notices: aws (spot instance-action, IMDSv2), gcp or azure (Scheduled Events)")
+	fl.StringVar(&f.notice.url, "metadata-url", "", "base URL of the instance metadata service (default: the provider's link-local address)")
+	fl.DurationVar(&f.notice.interval, "notice-interval", notice.DefaultInterval, "how often to poll for a preemption notice")
 	return cmd
 }
 
@@ -94,7 +110,10 @@ type nodeSummary struct {
 	Joins        int    `json:"joins"`
 	Departures   int    `json:"departures"`
 	StepsRedone  int64  `json:"steps_redone"`
-	Left         bool   `json:"left"` // left the cluster before the job was complete
+	Left         bool   `json:"left"`                // left the cluster before the job was complete
+	Preempted    bool   `json:"preempted"`           // a preemption notice made it leave
+	NoticeAt     string `json:"notice_at,omitempty"` // when the notice came (RFC 3339)
+	Deadline     string `json:"deadline,omitempty"`  // when the machine goes away, as the notice says
 	// Frames the control plane dropped: undecodable, or from a sender that is not the
 	// member (or the incarnation) it names.
 	MalformedFrames uint64 `json:"malformed_frames"`
@@ -147,6 +166,10 @@ func (f *nodeFlags) check(cmd *cobra.Command) error {
 		return fmt.Errorf("--leave-timeout must be > 0, got %s", f.leaveWait)
 	case f.joinWait < 0:
 		return fmt.Errorf("--join-timeout must be >= 0, got %s", f.joinWait)
+	case f.drainWait <= 0:
+		return fmt.Errorf("--drain-timeout must be > 0, got %s", f.drainWait)
+	case f.notice.interval <= 0:
+		return fmt.Errorf("--notice-interval must be > 0, got %s", f.notice.interval)
 	}
 	if f.jobFile == "" {
 		for name := range f.overrides {
@@ -159,10 +182,11 @@ func (f *nodeFlags) check(cmd *cobra.Command) error {
 }
 
 func runNode(cmd *cobra.Command, f *nodeFlags, stdout, stderr io.Writer) error {
-	ctx := cmd.Context()
 	if err := f.check(cmd); err != nil {
 		return err
 	}
+	ctx, drain := context.WithCancel(cmd.Context())
+	defer drain()
 	cfg, err := f.gossipConfig()
 	if err != nil {
 		return err
@@ -176,9 +200,35 @@ func runNode(cmd *cobra.Command, f *nodeFlags, stdout, stderr io.Writer) error {
 		if err := f.apply(cmd, &job); err != nil {
 			return err
 		}
+		if !cmd.Flags().Changed("resume") {
+			// A fleet restarted after losing every node goes on where it stopped.
+			job.Checkpoint.Resume = job.Checkpoint.Dir != ""
+		}
 	}
 	log, display := f.outputs(stderr)
 	out := nodeSummary{}
+	var noticeMu sync.Mutex // guards out's notice fields, written by the watcher
+	if f.notice.provider != "" {
+		notices, err := notice.Watch(ctx, notice.Config{Provider: f.notice.provider, BaseURL: f.notice.url,
+			Interval: f.notice.interval, Logger: log.With("part", "notice")})
+		if err != nil {
+			return fmt.Errorf("--preemption: %w", err)
+		}
+		go func() {
+			n, ok := <-notices
+			if !ok {
+				return
+			}
+			noticeMu.Lock()
+			out.Preempted, out.NoticeAt = true, time.Now().UTC().Format(time.RFC3339Nano)
+			if !n.Deadline.IsZero() {
+				out.Deadline = n.Deadline.UTC().Format(time.RFC3339Nano)
+			}
+			noticeMu.Unlock()
+			log.Warn("preemption notice: draining", "provider", n.Provider, "deadline", n.Deadline, "detail", n.Detail)
+			drain() // as a SIGTERM: leave after the step in flight
+		}()
+	}
 	var res *actors.Result
 	peer, err := actors.StartPeer(actors.PeerConfig{Gossip: cfg, Logger: log})
 	if err != nil {
@@ -207,22 +257,29 @@ func runNode(cmd *cobra.Command, f *nodeFlags, stdout, stderr io.Writer) error {
 		if err := peer.ServeJob(job); err != nil {
 			return err
 		}
-		leaving := make(chan struct{})
+		drainedCh, leaving := make(chan struct{}, 1), make(chan struct{})
 		go func() {
-			// A signal: tell the cluster at once, so that the others form a world
-			// without this node while it finishes its step in flight.
+			// A signal or a notice: once the step in flight is in, tell the cluster, so
+			// that the others form a world without this node and lose no step.
 			select {
-			case <-ctx.Done():
+			case <-drainedCh:
 				_ = peer.Leave(f.leaveWait)
 			case <-leaving:
 			}
 		}()
 		var params int
 		opts := actors.Options{
-			Logger:   log,
-			Peer:     peer,
-			Genesis:  f.jobFile != "" && out.Incarnations == 1,
-			MinNodes: f.minNodes,
+			Logger:    log,
+			Peer:      peer,
+			Genesis:   f.jobFile != "" && out.Incarnations == 1,
+			MinNodes:  f.minNodes,
+			StopGrace: f.drainWait,
+			OnDrained: func(int64) {
+				select {
+				case drainedCh <- struct{}{}:
+				default:
+				}
+			},
 			OnStart: func(s actors.Start) {
 				params = s.Params
 				if out.Incarnations == 1 {
@@ -273,7 +330,10 @@ func runNode(cmd *cobra.Command, f *nodeFlags, stdout, stderr io.Writer) error {
 	if werr := writeLossLog(f.lossLog, res); werr != nil && err == nil {
 		err = werr
 	}
-	if perr := report(stdout, f.json, out, printNodeSummary); perr != nil && err == nil {
+	noticeMu.Lock()
+	final := out
+	noticeMu.Unlock()
+	if perr := report(stdout, f.json, final, printNodeSummary); perr != nil && err == nil {
 		err = perr
 	}
 	return err

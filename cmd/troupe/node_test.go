@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,7 +19,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-ml/troupe/actors"
+	"github.com/troupe-ml/troupe/checkpoint"
+	"github.com/troupe-ml/troupe/checkpoint/s3store/s3test"
 	"github.com/troupe-ml/troupe/cluster"
+	"github.com/troupe-ml/troupe/cluster/notice"
+	"github.com/troupe-ml/troupe/cluster/notice/noticetest"
 )
 
 // peerJob is a small MNIST MLP: long enough (1,200 steps) for a scenario of joins and
@@ -67,7 +73,11 @@ const awaitTimeout = 2 * time.Minute
 func startNode(tb testing.TB, bin, name string, args ...string) *nodeProc {
 	tb.Helper()
 	p := &nodeProc{name: name, changed: make(chan struct{})}
-	p.cmd = exec.Command(bin, append([]string{"node", "--json", "--progress", "lines", "--log-every", "10", "--no-checkpoint"}, args...)...)
+	base := []string{"node", "--json", "--progress", "lines", "--log-every", "10"}
+	if !slices.Contains(args, "--checkpoint") {
+		base = append(base, "--no-checkpoint")
+	}
+	p.cmd = exec.Command(bin, append(base, args...)...)
 	p.cmd.Stdout = &p.out
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
@@ -565,4 +575,139 @@ func scrapeMetrics(t *testing.T, url string) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// fleetRestart: every node of a 3-node run is killed with SIGKILL; the newest checkpoint then
+// has one byte flipped; two new nodes started with the same job and store resume from the
+// checkpoint before it and complete the job at the single-process accuracy bar.
+func fleetRestart(t *testing.T, store string) {
+	bin := buildTroupe(t)
+	job := writePeerJob(t)
+	ckpt := []string{"--checkpoint", store, "--checkpoint-every", "50", "--keep", "3"}
+	start := func(name string, args ...string) *nodeProc {
+		return startNode(t, bin, name, append(append([]string{"--bind", "127.0.0.1:0"}, args...), ckpt...)...)
+	}
+	const steps = "600" // of the job's 1,200: the run stops there, the schedule spans them all
+	a := start("A", "--job", job, "--min-nodes", "3", "--max-steps", steps)
+	seed := a.gossipAddr(t)
+	b, c := start("B", "--join", seed), start("C", "--join", seed)
+	w := a.awaitWorld(t, 1, 0)
+	a.awaitSteps(t, 30, w.next) // past step 300: several checkpoints written
+	for _, p := range []*nodeProc{a, b, c} {
+		if err := p.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		p.waitExit(t, time.Minute)
+	}
+
+	s, err := actors.OpenStore(context.Background(), store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	infos, err := checkpoint.NewManager(s, 0).List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var committed []int64
+	for _, info := range infos {
+		if info.Committed {
+			committed = append(committed, info.Step)
+		}
+	}
+	if len(committed) < 2 {
+		t.Fatalf("committed checkpoints %v: want at least two after 300 steps at one every 50", committed)
+	}
+	newest, previous := committed[len(committed)-1], committed[len(committed)-2]
+	part := checkpoint.Name(newest) + "/params.bin"
+	raw, err := s.Get(part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)/2] ^= 0x01
+	if err := s.Put(part, raw); err != nil {
+		t.Fatal(err)
+	}
+
+	a2 := start("A2", "--job", job, "--min-nodes", "2", "--max-steps", steps)
+	b2 := start("B2", "--join", a2.gossipAddr(t))
+	if m, _ := a2.await(t, regexp.MustCompile(`msg="skipping a broken checkpoint" checkpoint=(\S+) reason="([^"]*)"`), nil, 0); m[1] != checkpoint.Name(newest) || !strings.Contains(m[2], "params.bin") {
+		t.Fatalf("skipped %s (%s), want %s's params.bin", m[1], m[2], checkpoint.Name(newest))
+	}
+	sa, sb := a2.finish(t), b2.finish(t)
+	if sa.ResumedFromStep != previous || sa.StartStep != previous {
+		t.Fatalf("resumed from step %d (start %d), want %d: the checkpoint before the corrupt %d", sa.ResumedFromStep, sa.StartStep, previous, newest)
+	}
+	var out, errb syncBuffer
+	if code := run(context.Background(), []string{"train", job, "--max-steps", steps, "--json", "--no-checkpoint", "--progress", "none"}, &out, &errb); code != 0 {
+		t.Fatalf("train exited %d: %s", code, errb.String())
+	}
+	var ref summary
+	if err := json.Unmarshal([]byte(out.String()), &ref); err != nil {
+		t.Fatal(err)
+	}
+	if sa.Steps != ref.Steps || sa.ParamsSHA256 != sb.ParamsSHA256 || sa.TestAccuracy < ref.TestAccuracy-0.01 {
+		t.Fatalf("after the restart: %d steps, accuracy %.4f, params %s/%s; one process: %d steps, %.4f",
+			sa.Steps, sa.TestAccuracy, sa.ParamsSHA256, sb.ParamsSHA256, ref.Steps, ref.TestAccuracy)
+	}
+	if sa.Checkpoints == 0 {
+		t.Fatal("the restarted fleet wrote no checkpoint")
+	}
+	t.Logf("killed past step 300; newest checkpoint %d corrupted; resumed from %d; accuracy %.4f (one process %.4f); %d checkpoints written after the restart",
+		newest, previous, sa.TestAccuracy, ref.TestAccuracy, sa.Checkpoints)
+}
+
+func TestFleetRestartsFromADirectory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs five node processes")
+	}
+	fleetRestart(t, t.TempDir())
+}
+
+// A preemption notice from the (local) metadata service drains a node inside the notice's
+// deadline: it finishes its step in flight, leaves, exits 0, and the world goes on from the
+// step it reached, so no applied step is lost.
+func TestPreemptionNoticeDrainsANode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two node processes")
+	}
+	bin := buildTroupe(t)
+	job := writePeerJob(t)
+	imds := noticetest.NewServer(notice.AWS)
+	defer imds.Close()
+	a := startNode(t, bin, "A", "--bind", "127.0.0.1:0", "--job", job, "--min-nodes", "2", "--max-steps", "300")
+	b := startNode(t, bin, "B", "--bind", "127.0.0.1:0", "--join", a.gossipAddr(t),
+		"--preemption", "aws", "--metadata-url", imds.URL, "--notice-interval", "100ms")
+	w := a.awaitWorld(t, 1, 0)
+	at := a.awaitSteps(t, 3, w.next)
+	deadline := time.Now().Add(10 * time.Second) // spot instances get two minutes; a test, less
+	imds.Announce(deadline)
+	if code := b.waitExit(t, time.Minute); code != 0 {
+		t.Fatalf("the preempted node exited %d, want 0", code)
+	}
+	exited := time.Now()
+	sb := b.summary(t)
+	if !sb.Preempted || !sb.Left || exited.After(deadline) {
+		t.Fatalf("preempted=%v left=%v, exited %s after the deadline: want a drain inside it", sb.Preempted, sb.Left, exited.Sub(deadline))
+	}
+	w = a.awaitWorld(t, 2, at)
+	start, _ := a.await(t, regexp.MustCompile(`msg="training in a new world" generation=2 .* start_step=(\d+)`), nil, 0)
+	if w.members != 1 || int64(atoi(start[1])) != sb.Steps {
+		t.Fatalf("the world after the drain has %d members and starts at step %s; the drained node reached %d: want 1 member, no step lost",
+			w.members, start[1], sb.Steps)
+	}
+	sa := a.finish(t)
+	if sa.Steps != 300 {
+		t.Fatalf("the job ended at step %d, want 300", sa.Steps)
+	}
+	t.Logf("notice -> exit in %s (deadline %s later); the world went on from step %d", exited.Sub(deadline.Add(-10*time.Second)).Round(time.Millisecond), deadline.Sub(exited).Round(time.Millisecond), sb.Steps)
+}
+
+func TestFleetRestartsFromS3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs five node processes and an S3 server")
+	}
+	srv := s3test.Start(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey) // the nodes inherit the credentials
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	fleetRestart(t, strings.Replace(srv.Bucket("fleet"), "?", "/run1?", 1))
 }

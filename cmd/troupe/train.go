@@ -81,7 +81,9 @@ func (f *trainFlags) defineJobFlags(fl *pflag.FlagSet) {
 	override(f, fl.IntVar, "train-limit", "train on the first N samples only", func(j *actors.Job) *int { return &j.Data.TrainLimit })
 	override(f, fl.IntVar, "test-limit", "test on the first N samples only", func(j *actors.Job) *int { return &j.Data.TestLimit })
 	override(f, fl.IntVar, "validation", "hold out the last N training samples for validation", func(j *actors.Job) *int { return &j.Data.Validation })
-	override(f, fl.StringVar, "checkpoint-dir", "checkpoint directory", func(j *actors.Job) *string { return &j.Checkpoint.Dir })
+	override(f, fl.StringVar, "checkpoint", "checkpoint store: a directory, file:///path or s3://bucket/prefix?endpoint=URL", func(j *actors.Job) *string { return &j.Checkpoint.Dir })
+	override(f, fl.StringVar, "checkpoint-dir", "checkpoint directory (the same as --checkpoint)", func(j *actors.Job) *string { return &j.Checkpoint.Dir })
+	override(f, fl.IntVar, "keep-every", "besides the newest --keep, keep every checkpoint whose step is a multiple of this", func(j *actors.Job) *int { return &j.Checkpoint.KeepEvery })
 	override(f, fl.IntVar, "checkpoint-every", "write a checkpoint every N steps", func(j *actors.Job) *int { return &j.Checkpoint.EverySteps })
 	override(f, fl.IntVar, "keep", "committed checkpoints to keep", func(j *actors.Job) *int { return &j.Checkpoint.Keep })
 	override(f, fl.BoolVar, "resume", "continue from the newest valid checkpoint", func(j *actors.Job) *bool { return &j.Checkpoint.Resume })
@@ -163,9 +165,10 @@ type summary struct {
 	WallSeconds      float64        `json:"wall_seconds"`
 	PeakRSSBytes     int64          `json:"peak_rss_bytes"`
 	Params           int            `json:"params"`
-	Checkpoints      int            `json:"checkpoints"`
+	Checkpoints      int            `json:"checkpoints_written"`
 	CheckpointErrors int            `json:"checkpoint_errors"`
 	ResumedFrom      string         `json:"resumed_from,omitempty"`
+	ResumedFromStep  int64          `json:"resumed_from_step"` // 0 for a fresh start
 	SkippedBroken    []string       `json:"skipped_checkpoints,omitempty"`
 	Restarts         map[string]int `json:"restarts"`
 	Interrupted      bool           `json:"interrupted"`
@@ -185,6 +188,9 @@ func newSummary(res *actors.Result, params int) summary {
 	}
 	if !math.IsNaN(res.TestLoss) && !math.IsInf(res.TestLoss, 0) {
 		out.TestLoss = &res.TestLoss
+	}
+	if res.ResumedFrom != "" {
+		out.ResumedFromStep = res.StartStep
 	}
 	for _, s := range res.Skipped {
 		out.SkippedBroken = append(out.SkippedBroken, s.Name+": "+s.Reason)
