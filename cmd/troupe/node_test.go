@@ -665,7 +665,8 @@ func TestFleetRestartsFromADirectory(t *testing.T) {
 
 // A preemption notice from the (local) metadata service drains a node inside the notice's
 // deadline: it finishes its step in flight, leaves, exits 0, and the world goes on from the
-// step it reached, so no applied step is lost.
+// step it reached, so no applied step is lost. The last member, told to go as well, writes a
+// checkpoint of the step it reached before it leaves.
 func TestPreemptionNoticeDrainsANode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs two node processes")
@@ -674,7 +675,9 @@ func TestPreemptionNoticeDrainsANode(t *testing.T) {
 	job := writePeerJob(t)
 	imds := noticetest.NewServer(notice.AWS)
 	defer imds.Close()
-	a := startNode(t, bin, "A", "--bind", "127.0.0.1:0", "--job", job, "--min-nodes", "2", "--max-steps", "300")
+	ckpt := t.TempDir()
+	a := startNode(t, bin, "A", "--bind", "127.0.0.1:0", "--job", job, "--min-nodes", "2", "--max-steps", "300",
+		"--checkpoint", ckpt, "--checkpoint-every", "1000")
 	b := startNode(t, bin, "B", "--bind", "127.0.0.1:0", "--join", a.gossipAddr(t),
 		"--preemption", "aws", "--metadata-url", imds.URL, "--notice-interval", "100ms")
 	w := a.awaitWorld(t, 1, 0)
@@ -695,9 +698,15 @@ func TestPreemptionNoticeDrainsANode(t *testing.T) {
 		t.Fatalf("the world after the drain has %d members and starts at step %s; the drained node reached %d: want 1 member, no step lost",
 			w.members, start[1], sb.Steps)
 	}
+	// A is now the last member: told to go too, it checkpoints the step it reached first.
+	a.awaitSteps(t, 2, w.next)
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
 	sa := a.finish(t)
-	if sa.Steps != 300 {
-		t.Fatalf("the job ended at step %d, want 300", sa.Steps)
+	if !sa.Left || sa.Steps >= 300 || newestStep(t, ckpt) != sa.Steps || sa.Checkpoints != 1 {
+		t.Fatalf("the last member left at step %d (left=%v) with %d checkpoints written, the newest at step %d: want one, at the step it reached",
+			sa.Steps, sa.Left, sa.Checkpoints, newestStep(t, ckpt))
 	}
 	t.Logf("notice -> exit in %s (deadline %s later); the world went on from step %d", exited.Sub(deadline.Add(-10*time.Second)).Round(time.Millisecond), deadline.Sub(exited).Round(time.Millisecond), sb.Steps)
 }
