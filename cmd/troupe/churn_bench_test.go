@@ -25,11 +25,11 @@ import (
 // bench/churn.sh runs them and prints the median of every metric.
 
 const (
-	// The churn job: the peer job stretched to 25 epochs and cut at 5,000 steps, so that a
-	// fleet of three on a 2-core host trains for about half a minute: long enough for a few
-	// preemptions and their replacements to play out.
-	churnEpochs = 25
-	churnSteps  = 5000
+	// The churn job: the peer job stretched to 30 epochs (6,000 steps), so that a fleet of
+	// three on a 2-core host trains for 20 to 35 s: long enough for a few preemptions and their
+	// replacements to play out.
+	churnEpochs = 30
+	churnSteps  = 6000
 	churnFleet  = 3
 	// churnSeed seeds the preemption schedules: the k-th run of BenchmarkFleetChurn in a process
 	// draws its schedule from PCG(churnSeed, k*churnStride), so -count N replays the same N
@@ -114,8 +114,8 @@ type fleetRun struct {
 // preempts its nodes on schedule (none: a run without churn). A preempted node gets SIGTERM;
 // replacementDelay later a new node joins through the nodes in the world. Any node may be
 // preempted, the genesis node too: it coordinates only while it lives. The last node in a
-// world is never preempted, or the job would be lost. Every node must exit 0, and every
-// survivor must report the whole job and the same parameters.
+// world is never preempted, or the job would be lost. Every node that entered a world must
+// exit 0, and every survivor must report the whole job and the same parameters.
 func runFleet(b *testing.B, bin, job, label string, schedule []preemption) fleetRun {
 	b.Helper()
 	var nodes []*fleetNode
@@ -141,12 +141,19 @@ func runFleet(b *testing.B, bin, job, label string, schedule []preemption) fleet
 	var replacements []time.Time
 	next := 0
 	deadline := time.Now().Add(10 * time.Minute)
+	best, progressAt := 0, time.Now() // the furthest step any node logged, and when
 	for {
 		now := time.Now()
 		ended := false // the job's last step is done: churn stops, the run winds down
 		for _, n := range nodes {
 			n.observe(now)
 			ended = ended || n.lastStep >= churnSteps || (!n.signalled && !n.exitAt.IsZero())
+			if n.lastStep > best {
+				best, progressAt = n.lastStep, now
+			}
+		}
+		if !ended && now.Sub(progressAt) > awaitTimeout {
+			b.Fatalf("%s: the job is stuck at step %d: no node logged progress for %s", label, best, awaitTimeout)
 		}
 		for next < len(schedule) && now.Sub(t0) >= schedule[next].at {
 			arrival := schedule[next]
@@ -223,7 +230,13 @@ func runFleet(b *testing.B, bin, job, label string, schedule []preemption) fleet
 	last := t0
 	for _, n := range nodes {
 		code := n.p.waitExit(b, awaitTimeout)
+		n.observe(time.Now())
 		if n.late {
+			continue
+		}
+		if code != 0 && n.signalled && !n.inWorld {
+			// Preempted while it was still joining: it has no summary to give.
+			b.Logf("%s: %s, preempted before it entered a world, exited %d", label, n.p.name, code)
 			continue
 		}
 		if code != 0 {
