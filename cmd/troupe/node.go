@@ -250,6 +250,10 @@ func runNode(cmd *cobra.Command, f *nodeFlags, stdout, stderr io.Writer) error {
 		log.Info("node up", "id", peer.ID(), "gossip", peer.GossipAddr())
 		if !known {
 			if job, err = fetchJob(ctx, peer, f, cmd, log); err != nil {
+				if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+					log.Info("stopped before joining: nothing to hand over")
+					return nil // a signal or a notice: leaving is what was asked
+				}
 				return err
 			}
 			known = true

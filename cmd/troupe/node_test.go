@@ -720,3 +720,19 @@ func TestFleetRestartsFromS3(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
 	fleetRestart(t, strings.Replace(srv.Bucket("fleet"), "?", "/run1?", 1))
 }
+
+// A node told to go while it still waits for the job leaves as asked, with status 0.
+func TestSignalBeforeJoiningExitsZero(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a node process")
+	}
+	bin := buildTroupe(t)
+	p := startNode(t, bin, "lonely", "--bind", "127.0.0.1:0", "--join", "127.0.0.1:1")
+	p.await(t, regexp.MustCompile(`msg="asking the cluster for its job"`), nil, 0)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.waitExit(t, time.Minute); code != 0 {
+		t.Fatalf("exit %d, want 0:\n%s", code, p.tail(5))
+	}
+}
