@@ -24,7 +24,18 @@ const (
 	// maxLinger bounds how long a node that trained the whole job stays to hand its final
 	// state to members behind it.
 	maxLinger = 30 * time.Second
+	// departWait bounds how long a stopped node waits for a world without it before it goes
+	// anyway (counted then as failed); it covers a few proposal retries.
+	departWait = 3 * time.Second
+	// departLinger is how long a node stays after its departure was decided: long enough for
+	// every member to poke it once (joinRetryTicks), so that a member the Commit missed learns
+	// it from the node that made it.
+	departLinger = (joinRetryTicks + 2) * tickInterval
 )
+
+// ErrJobStopped reports that every member of the job's world departed while this node waited
+// to join: there is no world left to join, and the job's state is in its last checkpoint.
+var ErrJobStopped = errors.New("actors: every member departed: the job stopped (start a node with the job and its checkpoint to go on)")
 
 // ErrLeftOut reports that the world went on without this node (it was frozen or cut off past
 // the failure timeout). Its state is stale; it must rejoin as a new incarnation.
@@ -160,8 +171,16 @@ type trainingFinished struct{ step int64 }
 // end its run.
 type lingerOver struct{}
 
-// leftOut: Coordinator -> Node. The world went on without this node.
+// leftOut: Coordinator -> Node. The world went on without this node (or, empty, stopped).
 type leftOut struct{ world sched.World }
+
+// depart: Node -> Coordinator. The Worker stopped after a signal or a notice: leave the world.
+type depart struct{}
+
+// departed: Coordinator -> Node -> Worker. Whether the world decided this node's departure
+// (decided is false when it gave up waiting) and whether this node holds the job's final
+// state, nobody staying, and so saves it.
+type departed struct{ decided, final bool }
 
 // coordinator drives this node's part of the world protocol (sched.Node): membership events,
 // protocol messages and ticks in; messages to peers, world changes for the Worker out. It never
@@ -180,6 +199,11 @@ type coordinator struct {
 	finished  map[sched.NodeID]bool // members that trained the whole job
 	doneStep  int64                 // this node's final step; -1 while training
 	doneAt    time.Time
+	// A stopped node's departure: when it asked, when it may leave the cluster once decided,
+	// and whether it was told it may.
+	departing         bool
+	departAt, leaveAt time.Time
+	departureOver     bool
 }
 
 func newCoordinator(peer *Peer, plane *dataPlane, sn *sched.Node, worker *actor.PID, log *slog.Logger) *coordinator {
@@ -187,7 +211,7 @@ func newCoordinator(peer *Peer, plane *dataPlane, sn *sched.Node, worker *actor.
 }
 
 // Receive: memberEvent, protocolMessage, tick, *StepDone, stateInstalled, peerFinished,
-// trainingFinished.
+// trainingFinished, depart.
 func (c *coordinator) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
@@ -207,6 +231,12 @@ func (c *coordinator) Receive(ctx actor.Context) {
 	case tick:
 		c.step(ctx, sched.Tick{})
 		c.checkLinger(ctx)
+		c.checkDeparture(ctx)
+	case depart:
+		if !c.departing {
+			c.departing, c.departAt = true, time.Now()
+			c.step(ctx, sched.Depart{})
+		}
 	case *StepDone:
 		c.step(ctx, sched.StepDone{Gen: msg.Generation, Step: msg.Step})
 	case stateInstalled:
@@ -251,8 +281,21 @@ func (c *coordinator) step(ctx actor.Context, e sched.Event) {
 		c.log.Info("world committed", "generation", w.Generation, "members", len(w.Members), "start", w.StartStep,
 			"coordinator", w.Coordinator, "member", w.Rank(c.peer.ID()) >= 0)
 	}
+	if rd.Departed {
+		c.log.Info("left the world", "saves_final_state", rd.Final)
+		ctx.Send(ctx.Parent(), departed{decided: true, final: rd.Final})
+		c.leaveAt = time.Now().Add(departLinger)
+	}
 	if rd.Out {
-		ctx.Send(ctx.Parent(), leftOut{world: rd.Learned[len(rd.Learned)-1]})
+		if !c.departing {
+			ctx.Send(ctx.Parent(), leftOut{world: rd.Learned[len(rd.Learned)-1]})
+		}
+		return
+	}
+	if c.departing {
+		if rd.Commit != nil {
+			c.plane.supersede(rd.Commit.Generation) // the Worker trains no more: hand it nothing
+		}
 		return
 	}
 	if rd.Commit != nil {
@@ -313,6 +356,26 @@ func (c *coordinator) announceFinished(to []sched.NodeID) {
 			_ = c.peer.send(m, &wire.StepDone{Header: wire.Header{Generation: c.world.Generation, Step: c.doneStep}})
 		}
 	}
+}
+
+// checkDeparture lets a stopped node go: departLinger after its departure was decided, or
+// departWait after it asked if no world without it was decided by then.
+func (c *coordinator) checkDeparture(ctx actor.Context) {
+	switch {
+	case !c.departing || c.departureOver:
+		return
+	case !c.leaveAt.IsZero():
+		if time.Now().Before(c.leaveAt) {
+			return
+		}
+	case time.Since(c.departAt) < departWait:
+		return
+	default:
+		c.log.Warn("no world without this node was decided in time: leaving anyway", "waited", departWait)
+		ctx.Send(ctx.Parent(), departed{})
+	}
+	c.departureOver = true
+	ctx.Send(ctx.Parent(), lingerOver{})
 }
 
 // checkLinger ends a finished node's run once every other member of its world has finished

@@ -74,11 +74,13 @@ type SaveSnapshot struct {
 	Snapshot *checkpoint.Snapshot
 }
 
-// SnapshotSaved: Checkpointer -> Node. The outcome of a SaveSnapshot.
+// SnapshotSaved: Checkpointer -> Node. The outcome of a SaveSnapshot: written as Name, failed
+// with Err, or Skipped because a newer snapshot superseded it while the store was busy.
 type SnapshotSaved struct {
 	Stamp
-	Name string
-	Err  error
+	Name    string
+	Err     error
+	Skipped bool
 }
 
 // StepDone: Worker -> Node. Step was applied; its world-wide loss and accuracy.

@@ -43,13 +43,13 @@ type Options struct {
 	OnWorld func(WorldInfo)
 	// OnRestart is called whenever the supervisor restarts a role.
 	OnRestart func(role string)
-	// OnDrained is called once a stopped run's last step is applied or abandoned, before the
-	// final evaluation: a peer leaving the cluster announces it then, so the others neither
-	// lose that step nor wait for the evaluation.
+	// OnDrained is called once a stopped run is off its world: its last step was applied or
+	// abandoned and, on a peer, a world without it was decided (or waiting for one timed
+	// out). A peer leaves the cluster then: earlier, its departure would count as a failure
+	// against the quorum that decides the world without it.
 	OnDrained func(step int64)
 	// StopGrace bounds how long a cancelled run waits for the step in flight before it breaks
-	// off the world's reduction (default 10 s). A node draining for a preemption sets it from
-	// the notice's deadline.
+	// off the world's reduction (default 10 s); `troupe node` sets it from --drain-timeout.
 	StopGrace time.Duration
 
 	// readerFault, workerFault and onBatch are test hooks: faults injected into the
@@ -88,11 +88,15 @@ type Result struct {
 	Skipped          []checkpoint.SkipReport
 	Checkpoints      int
 	CheckpointErrors int
-	Restarts         map[string]int // supervised restarts by role
-	Interrupted      bool
-	StoppedEarly     bool
-	BestEpoch        int
-	ParamsSHA256     string // digest of the final parameters (ParamsDigest)
+	// CheckpointsSkipped counts snapshots superseded by a newer one before the store could
+	// take them; SnapshotCopySeconds is what taking every snapshot stalled training.
+	CheckpointsSkipped  int
+	SnapshotCopySeconds float64
+	Restarts            map[string]int // supervised restarts by role
+	Interrupted         bool
+	StoppedEarly        bool
+	BestEpoch           int
+	ParamsSHA256        string // digest of the final parameters (ParamsDigest)
 
 	// On a peer: the worlds this node trained in, the members that joined and left them
 	// after the first, and the steps whose work a world change threw away.
@@ -234,6 +238,7 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 	res.WallSeconds = time.Since(began).Seconds()
 	res.ParamsSHA256 = ParamsDigest(rep.model.Params())
 	res.StepsRedone = rep.redone
+	res.SnapshotCopySeconds = rep.snapshotCopy.Seconds()
 	if res.TrainSeconds > 0 {
 		res.SamplesPerSecond = float64(res.Samples) / res.TrainSeconds
 	}
@@ -359,7 +364,8 @@ func newReplica(job Job, train, val, test *data.Dataset) (*replica, error) {
 	if job.Train.MaxSteps > 0 && job.Train.MaxSteps < total {
 		total = job.Train.MaxSteps
 	}
-	r := &replica{job: job, plan: plan, totalSteps: total, spanSteps: span, model: model, opt: opt, trainSet: train}
+	r := &replica{job: job, plan: plan, totalSteps: total, spanSteps: span, model: model, opt: opt, trainSet: train,
+		spare: make(chan *checkpoint.Snapshot, 1)}
 	if job.Train.EarlyStopping != nil {
 		r.stopper = optim.NewTracker(*job.Train.EarlyStopping)
 	}
@@ -433,6 +439,9 @@ type node struct {
 	evalSeconds    float64
 	done           bool
 	stopping       bool
+	// A stopped peer's last step, and whether it left its world (OnDrained was called).
+	drainedStep int64
+	departed    bool
 	// On a peer: when the last step was applied, and when this node entered its world, for
 	// the stall a world change cost.
 	lastStepAt, worldAt time.Time
@@ -474,16 +483,24 @@ func (n *node) Receive(ctx actor.Context) {
 			n.opts.OnEpoch(msg)
 		}
 	case *SnapshotSaved:
-		if msg.Err != nil {
+		switch {
+		case msg.Skipped:
+			n.res.CheckpointsSkipped++
+			n.log.Warn("checkpoint skipped: the store is slower than the checkpoint interval, a newer snapshot superseded it", "step", msg.Step)
+		case msg.Err != nil:
 			n.res.CheckpointErrors++
 			n.log.Error("checkpoint failed", "step", msg.Step, "err", msg.Err)
-		} else {
+		default:
 			n.res.Checkpoints++
 		}
 		if n.opts.OnCheckpoint != nil {
 			n.opts.OnCheckpoint(msg)
 		}
 	case *TrainingDone:
+		if n.coord != nil && msg.Interrupted && !n.departed {
+			n.finished = msg // until the departure's linger is over: see lingerOver
+			return
+		}
 		if n.coord != nil && !msg.Interrupted {
 			// Stay until every member has trained the whole job too: one that
 			// is behind may still need this node's state.
@@ -494,10 +511,20 @@ func (n *node) Receive(ctx actor.Context) {
 		}
 		n.trainingDone(ctx, msg)
 	case drained:
-		if n.opts.OnDrained != nil {
-			n.opts.OnDrained(msg.step)
+		n.drainedStep = msg.step
+		if n.coord != nil {
+			ctx.Send(n.coord, depart{}) // OnDrained once the world went on without it
+			return
+		}
+		n.leftWorld()
+	case departed:
+		if n.worker != nil {
+			ctx.Send(n.worker, msg)
 		}
 	case lingerOver:
+		if n.stopping {
+			n.leftWorld()
+		}
 		if n.finished != nil {
 			n.trainingDone(ctx, n.finished)
 		}
@@ -525,6 +552,10 @@ func (n *node) Receive(ctx actor.Context) {
 	case leftOut:
 		if n.stopping {
 			return // leaving anyway: the world went on as it should
+		}
+		if msg.world.Size() == 0 {
+			n.fail(ctx, ErrJobStopped)
+			return
 		}
 		n.log.Warn("the world went on without this node", "generation", msg.world.Generation)
 		n.fail(ctx, fmt.Errorf("%w (generation %d)", ErrLeftOut, msg.world.Generation))
@@ -557,7 +588,7 @@ func (n *node) spawn(ctx actor.Context) {
 	// Each incarnation of a role is a fresh instance; what must outlive a restart (the reader's
 	// cursor, the worker's replica) lives in the Node and is handed to every incarnation.
 	if n.manager != nil {
-		n.ckpter = n.spawnRole(ctx, "checkpointer", func() actor.Actor { return &checkpointer{manager: n.manager, now: time.Now} })
+		n.ckpter = n.spawnRole(ctx, "checkpointer", func() actor.Actor { return &checkpointer{manager: n.manager, now: time.Now, spare: n.rep.spare} })
 	}
 	agg := n.spawnRole(ctx, "aggregator", func() actor.Actor { return &aggregator{link: n.link, plane: n.plane, generation: n.rep.generation} })
 	rc := readerConfig{set: n.rep.trainSet, plan: n.rep.plan, ranks: n.rep.ranks, rank: n.rep.rank, prefetch: n.job.Data.Prefetch,
@@ -636,6 +667,17 @@ func (n *node) fail(ctx actor.Context, err error) {
 		ctx.Stop(c)
 	}
 	n.finish()
+}
+
+// leftWorld reports, once, that a stopped run is off its world.
+func (n *node) leftWorld() {
+	if n.departed {
+		return
+	}
+	n.departed = true
+	if n.opts.OnDrained != nil {
+		n.opts.OnDrained(n.drainedStep)
+	}
 }
 
 // finish hands the Result to Run, once.

@@ -37,6 +37,8 @@ func protocolToWire(m sched.Message, incarnation uint64) (wire.Message, error) {
 		return &wire.JoinRequest{Header: h}, nil
 	case sched.CatchUp:
 		return &wire.CatchUp{Header: h}, nil
+	case sched.Leaving:
+		return &wire.Leaving{Header: h}, nil
 	}
 	return nil, fmt.Errorf("actors: no frame for protocol message %T", m.Body)
 }
@@ -67,6 +69,8 @@ func protocolFromWire(msg wire.Message) (m sched.Message, ok bool) {
 		h, m.Body = f.Header, sched.JoinRequest{}
 	case *wire.CatchUp:
 		h, m.Body = f.Header, sched.CatchUp{}
+	case *wire.Leaving:
+		h, m.Body = f.Header, sched.Leaving{}
 	default:
 		return sched.Message{}, false
 	}

@@ -27,6 +27,8 @@ func TestProtocolMessagesCrossTheWireUnchanged(t *testing.T) {
 		sched.Commit{World: world},
 		sched.JoinRequest{},
 		sched.CatchUp{},
+		sched.Leaving{},
+		sched.Commit{World: sched.World{Generation: 9, StartStep: 12, Source: "b:2/02"}}, // everyone departed
 	}
 	for _, body := range bodies {
 		sent := sched.Message{From: "a:1/01", To: "c:3/03", Gen: 7, Body: body}

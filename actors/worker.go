@@ -48,6 +48,11 @@ type replica struct {
 	paused    bool
 	pausedGen uint64 // the newest world the Coordinator paused
 	redone    int64  // steps computed or applied and then thrown away by a world change
+	departing bool   // stopped; waiting to learn whether it saves the final state
+	// spare holds snapshots the Checkpointer wrote, whose buffers the next copy reuses;
+	// snapshotCopy is the time the Worker spent copying state for snapshots.
+	spare        chan *checkpoint.Snapshot
+	snapshotCopy time.Duration
 	// lastStanding reports, on a peer, whether every other member of its world has gone or
 	// is leaving.
 	lastStanding func() bool
@@ -63,24 +68,46 @@ type epochStats struct {
 
 // snapshot copies the replica's state for the Checkpointer, which writes it while training goes on.
 func (r *replica) snapshot() *checkpoint.Snapshot {
+	began := time.Now()
+	defer func() { r.snapshotCopy += time.Since(began) }()
+	var s *checkpoint.Snapshot
+	select {
+	case s = <-r.spare: // written already: its buffers are free
+	default:
+		s = &checkpoint.Snapshot{}
+	}
 	st := r.opt.State()
-	bufs := make([][]float32, len(st.Buffers))
+	bufs := s.Optimizer.Buffers[:0]
 	for i, b := range st.Buffers {
-		bufs[i] = append([]float32(nil), b...)
+		var into []float32
+		if i < len(s.Optimizer.Buffers) {
+			into = s.Optimizer.Buffers[i]
+		}
+		bufs = append(bufs, copyInto(into, b))
 	}
 	extra, _ := json.Marshal(r.epoch) // a struct of numbers always marshals
 	epoch, _ := r.plan.EpochOf(r.step)
-	return &checkpoint.Snapshot{
+	*s = checkpoint.Snapshot{
 		Step:       r.step,
 		Epoch:      epoch,
 		Seed:       r.job.Seed,
 		Generation: r.generation,
 		World:      r.members,
 		Meta:       map[string]string{"job": r.job.Name, "fingerprint": r.job.Fingerprint(), "job_spec": r.jobSpec},
-		Params:     append([]float32(nil), r.model.Params()...),
+		Params:     copyInto(s.Params, r.model.Params()),
 		Optimizer:  checkpoint.OptimizerState{Name: st.Name, Step: st.Step, Buffers: bufs},
 		Extra:      extra,
 	}
+	return s
+}
+
+// copyInto copies src into dst when dst has its length, or into a new slice.
+func copyInto(dst, src []float32) []float32 {
+	if len(dst) != len(src) {
+		dst = make([]float32, len(src))
+	}
+	copy(dst, src)
+	return dst
 }
 
 // metaFinal marks the snapshot a run writes when it has finished (not when interrupted).
@@ -197,6 +224,11 @@ func (w *worker) Receive(ctx actor.Context) {
 		}
 		w.apply(ctx, msg)
 		w.afterStep(ctx, msg)
+	case departed:
+		if w.r.departing {
+			w.r.departing = false
+			w.conclude(ctx, true, false, msg)
+		}
 	}
 }
 
@@ -331,14 +363,18 @@ func (w *worker) writesCheckpoints() bool { return w.ckpter != nil && w.r.rank =
 
 // writesFinal says whether the snapshot at the end of this node's run is written. A run that
 // trained the whole job, or one in a single process, always writes it (rank 0 in a cluster).
-// A peer that leaves early writes it only when it is the last of its world still there, so a
-// fleet whose nodes all go keeps the step the last one reached.
-func (w *worker) writesFinal(interrupted bool) bool {
+// A peer that leaves early writes it when its departure ended the job (it held the newest
+// state and nobody stayed), or, when no departure could be decided, when gossip shows no other
+// member of its world still there; so a fleet whose nodes all go keeps the step the last one
+// reached, written once.
+func (w *worker) writesFinal(interrupted bool, d departed) bool {
 	switch {
 	case w.ckpter == nil:
 		return false
 	case !w.r.elastic || !interrupted:
 		return w.writesCheckpoints()
+	case d.decided:
+		return d.final
 	}
 	return w.r.lastStanding == nil || w.r.lastStanding()
 }
@@ -349,14 +385,24 @@ func (w *worker) save(ctx actor.Context) {
 	}
 }
 
-// finish checkpoints the final state, restores the best weights when early stopping kept
-// some, evaluates the test set and reports the end of the run.
+// finish ends the run: at once, or for a peer that was stopped, once its departure from the
+// world is decided.
 func (w *worker) finish(ctx actor.Context, interrupted, stoppedEarly bool) {
 	w.r.running = false
 	if interrupted {
 		ctx.Send(ctx.Parent(), drained{step: w.r.step}) // the last step is in: a peer may go
+		if w.r.elastic {
+			w.r.departing = true // its world decides whether it saves the final state
+			return
+		}
 	}
-	if w.writesFinal(interrupted) {
+	w.conclude(ctx, interrupted, stoppedEarly, departed{})
+}
+
+// conclude writes the final snapshot if this node should, restores the best weights when
+// early stopping kept some, evaluates the test set and reports the end of the run.
+func (w *worker) conclude(ctx actor.Context, interrupted, stoppedEarly bool, d departed) {
+	if w.writesFinal(interrupted, d) {
 		snap := w.r.snapshot()
 		if !interrupted {
 			snap.Meta[metaFinal] = "true"

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 )
 
 // Store is where checkpoint parts live: a local directory today, object storage later.
@@ -154,8 +155,9 @@ func (s *DirStore) Get(name string) ([]byte, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(s.path(name))
-	if errors.Is(err, fs.ErrNotExist) {
+	p := s.path(name)
+	b, err := os.ReadFile(p)
+	if err != nil && absent(p, err) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
 	}
 	if err != nil {
@@ -210,7 +212,8 @@ func (s *DirStore) Delete(name string) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
-	if err := os.Remove(s.path(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	p := s.path(name)
+	if err := os.Remove(p); err != nil && !absent(p, err) {
 		return fmt.Errorf("checkpoint: delete %s: %w", name, err)
 	}
 	for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
@@ -219,6 +222,16 @@ func (s *DirStore) Delete(name string) error {
 		}
 	}
 	return nil
+}
+
+// absent reports whether err, from reading or removing the file at p, means that no name is
+// stored there: the path is missing, runs through the file of another name, or is a folder.
+func absent(p string, err error) bool {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return true
+	}
+	fi, statErr := os.Stat(p)
+	return statErr == nil && fi.IsDir()
 }
 
 // removeIfOnlyTemp removes dir if it holds nothing but temporary files, and reports whether

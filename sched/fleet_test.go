@@ -40,6 +40,11 @@ type fleet struct {
 	maxTrainedGen uint64
 	steps         int // steps completed fleet-wide
 	minNodes      int
+	// departed holds the nodes whose departure was decided, with the ticks
+	// they stay to answer (a shell lingers so that a lost Commit is repaired).
+	departed map[NodeID]int
+	finals   map[uint64]NodeID // the node told to save the state, per empty world
+	went     []string          // what each departure decided, for scripts
 }
 
 // replica is the training state a node holds: the steps applied, in order.
@@ -54,8 +59,8 @@ func newFleet(t testing.TB, rng *rand.Rand) *fleet {
 	return &fleet{
 		t: t, nodes: map[NodeID]*Node{}, dead: map[NodeID]bool{}, side: map[NodeID]int{},
 		replica: map[NodeID]*replica{}, isDirty: map[NodeID]bool{}, commits: map[uint64]World{}, rng: rng,
-		quorate: map[*NodeID]bool{},
-		plan:    SamplePlan{Seed: 3, NumSamples: 10, GlobalBatch: 3},
+		quorate: map[*NodeID]bool{}, departed: map[NodeID]int{}, finals: map[uint64]NodeID{},
+		plan: SamplePlan{Seed: 3, NumSamples: 10, GlobalBatch: 3},
 	}
 }
 
@@ -189,7 +194,54 @@ func (f *fleet) collect() {
 		if rd.NeedState != nil {
 			f.transfer(id, *rd.NeedState)
 		}
+		if rd.Departed {
+			f.checkDeparted(id, rd)
+		}
 		f.queue = append(f.queue, rd.Messages...)
+	}
+}
+
+// depart starts id's graceful departure.
+func (f *fleet) depart(id NodeID) { f.stepNode(id, Depart{}) }
+
+// checkDeparted: a node may go only when it never was in a world or a
+// committed world goes on without it, and at most one node saves the state
+// the job stopped at.
+func (f *fleet) checkDeparted(id NodeID, rd Ready) {
+	n := f.nodes[id]
+	if _, again := f.departed[id]; again || !n.departing {
+		f.t.Fatalf("%s: departed twice, or without asking", id)
+	}
+	f.departed[id] = n.cfg.JoinRetryTicks + 1
+	note := fmt.Sprintf("%s may go", id)
+	if n.out && n.outBy.Rank(id) >= 0 || !n.out && n.member() && n.committed.Generation > 0 {
+		f.t.Fatalf("%s departed while still a member of %v", id, n.committed)
+	}
+	if rd.Final {
+		w := n.outBy
+		if w.Size() != 0 || w.Source != id {
+			f.t.Fatalf("%s told to save the final state of %v", id, w)
+		}
+		if other, ok := f.finals[w.Generation]; ok {
+			f.t.Fatalf("%s and %s both save the final state of generation %d", other, id, w.Generation)
+		}
+		f.finals[w.Generation] = id
+		note += fmt.Sprintf(" and saves the state at step %d", w.StartStep)
+	}
+	f.went = append(f.went, note)
+}
+
+// goDeparted removes the departed nodes whose lingering is over (all of them
+// when now is set), as a shell that leaves the cluster.
+func (f *fleet) goDeparted(now bool) {
+	for _, id := range slices.Sorted(maps.Keys(f.departed)) {
+		if f.dead[id] {
+			continue
+		}
+		f.departed[id]--
+		if now || f.departed[id] <= 0 {
+			f.crash(id, true)
+		}
 	}
 }
 
@@ -217,8 +269,15 @@ func (f *fleet) deliver() {
 		f.collect()
 		return
 	}
-	if !f.deliverSome(1_000_000) {
-		f.t.Fatal("network never went quiet")
+	// A fleet's start sends every joiner's JoinRequest to every node: a
+	// thousand nodes put a million messages in flight before anything else.
+	if !f.deliverSome(100_000_000) {
+		kinds := map[string]int{}
+		for _, m := range f.queue {
+			kinds[fmt.Sprintf("%T", m.Body)]++
+		}
+		sample := f.queue[:min(len(f.queue), 6)]
+		f.t.Fatalf("network never went quiet: %d in flight %v, e.g. %+v", len(f.queue), kinds, sample)
 	}
 }
 
@@ -294,6 +353,7 @@ func (f *fleet) tick(n int) {
 			f.stepNode(id, Tick{})
 		}
 		f.deliver()
+		f.goDeparted(false)
 	}
 }
 
@@ -393,6 +453,8 @@ func (f *fleet) show() string {
 		}
 		fmt.Fprintf(&b, " cursor %d", f.replica[id].cursor)
 		switch {
+		case n.departed:
+			b.WriteString(" departed")
 		case n.out:
 			b.WriteString(" out")
 		case n.paused():

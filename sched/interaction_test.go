@@ -15,7 +15,8 @@ import (
 //	start N            node 1 starts the job and waits for N nodes; 2..N join
 //	add ID             a new node joins
 //	fail IDs [hold]    nodes (1,2: at once) crash; hold: deliver nothing yet
-//	leave IDs [hold]   nodes leave gracefully
+//	leave IDs [hold]   nodes depart gracefully and go once it is decided
+//	vanish IDs [hold]  nodes leave the cluster without a departure decided
 //	partition 1,2|3,4  cut the network into sides
 //	heal               reconnect every side
 //	tick N             N ticks, delivering messages after each
@@ -42,13 +43,25 @@ func TestInteraction(t *testing.T) {
 			case "add":
 				f.spawn(NodeID(arg), false)
 				f.deliver()
-			case "fail", "leave":
+			case "fail", "vanish":
 				for _, id := range strings.Split(arg, ",") {
-					f.crash(NodeID(id), d.Cmd == "leave")
+					f.crash(NodeID(id), d.Cmd == "vanish")
 				}
 				if !d.HasArg("hold") {
 					f.deliver()
 				}
+			case "leave":
+				for _, id := range strings.Split(arg, ",") {
+					f.depart(NodeID(id))
+				}
+				if !d.HasArg("hold") {
+					f.deliver()
+					f.goDeparted(true)
+					f.deliver()
+				}
+				went := strings.Join(f.went, "\n")
+				f.went = nil
+				return went + "\n" + f.show()
 			case "partition":
 				var groups [][]NodeID
 				for _, side := range strings.Split(arg, "|") {

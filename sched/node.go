@@ -22,6 +22,13 @@ type MemberLeft struct{ ID NodeID }
 // announcing itself to the world; for another node it counts as its JoinRequest.
 type JoinerReady struct{ ID NodeID }
 
+// Depart: this node wants to leave gracefully. It stops training, asks the
+// members of its world to decide a world without it, and keeps voting until
+// one is committed (see Ready.Departed). A node that simply disappeared
+// would count against every quorum until a world without it was decided; in
+// a world of two that world could never be.
+type Depart struct{}
+
 // Tick: one unit of time passed.
 type Tick struct{}
 
@@ -56,6 +63,7 @@ func (MemberJoined) isEvent() {}
 func (MemberFailed) isEvent() {}
 func (MemberLeft) isEvent()   {}
 func (JoinerReady) isEvent()  {}
+func (Depart) isEvent()       {}
 func (Tick) isEvent()         {}
 func (StepDone) isEvent()     {}
 func (Message) isEvent()      {}
@@ -111,6 +119,10 @@ type JoinRequest struct{}
 // CatchUp: node -> a peer that sent it a newer generation: "send me your Commit".
 type CatchUp struct{}
 
+// Leaving: a departing member -> the members of its world. Decide a world
+// without me; I vote until you do.
+type Leaving struct{}
+
 // StateTransfer tells the shell to fetch the state at Step from From before
 // training in world Gen.
 type StateTransfer struct {
@@ -144,8 +156,17 @@ type Ready struct {
 	// transfer, only the next Commit ends it.
 	Voting bool
 	// Out: this node was left out of a world it belonged to; it stops and must
-	// rejoin as a new node.
+	// rejoin as a new node. A joiner is out when it learns the empty world:
+	// every member departed and the job stopped (its state is in the last
+	// checkpoint).
 	Out bool
+	// Departed: this node, departing, may go now: a committed world goes on
+	// without it, or it never was in one. Set once.
+	Departed bool
+	// Final: with Departed, nobody stays (the world committed is empty) and
+	// this node is its Source, the holder of the newest state: the one node
+	// that should save it before going.
+	Final bool
 }
 
 // Stats counts what a Node dropped.
@@ -197,6 +218,9 @@ type Node struct {
 	// the acting proposer, which asks after every event whether a change is
 	// needed, need not scan the world.
 	goneMembers int
+	leaving     map[NodeID]bool // members that asked to depart, until gone
+	departing   bool            // this node asked to depart
+	departed    bool            // and Ready said it may go
 	alive       map[NodeID]bool // known alive peers
 	joiners     map[NodeID]bool // ready joiners not in the world
 	selfReady   bool
@@ -222,7 +246,8 @@ func NewNode(cfg Config) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, cursor: cfg.StartStep, gone: map[NodeID]bool{}, alive: map[NodeID]bool{}, joiners: map[NodeID]bool{}}
+	n := &Node{cfg: cfg, cursor: cfg.StartStep, gone: map[NodeID]bool{}, alive: map[NodeID]bool{}, joiners: map[NodeID]bool{},
+		leaving: map[NodeID]bool{}}
 	n.maybeBootstrap()
 	return n, nil
 }
@@ -258,7 +283,7 @@ func (n *Node) rank(id NodeID) int {
 }
 
 func (n *Node) paused() bool {
-	return n.out || !n.member() || !n.promised.isZero() || n.needState
+	return n.out || !n.member() || !n.promised.isZero() || n.needState || n.departing
 }
 
 // actingProposer is the first member of the committed world not gone. It
@@ -278,6 +303,11 @@ func (n *Node) actingProposer() NodeID {
 // Step applies one event.
 func (n *Node) Step(e Event) {
 	if n.out {
+		if _, ok := e.(Depart); ok {
+			n.departing = true
+			n.markDeparted(false) // already left out: nothing to decide
+			return
+		}
 		n.answerWhileOut(e)
 		return
 	}
@@ -307,6 +337,8 @@ func (n *Node) Step(e Event) {
 		} else if n.rank(e.ID) < 0 && !n.gone[e.ID] {
 			n.joiners[e.ID] = true
 		}
+	case Depart:
+		n.depart()
 	case Tick:
 		n.tick()
 	case StepDone:
@@ -373,6 +405,46 @@ func (n *Node) forget(id NodeID) {
 	n.setGone(id, true)
 	delete(n.alive, id)
 	delete(n.joiners, id)
+	delete(n.leaving, id)
+}
+
+// depart starts this node's graceful departure: a node in no world may go at
+// once; a member tells its world and waits for a world without it.
+func (n *Node) depart() {
+	if n.departing {
+		return
+	}
+	n.departing = true
+	n.selfReady = false
+	delete(n.joiners, n.cfg.ID)
+	if !n.member() || n.committed.Generation == 0 {
+		for _, id := range slices.Sorted(maps.Keys(n.alive)) {
+			n.send(id, Leaving{}) // no longer ready to join
+		}
+		n.markDeparted(false)
+		return
+	}
+	n.leaving[n.cfg.ID] = true
+	n.tellLeaving()
+}
+
+// tellLeaving asks every member of the committed world, this node included,
+// to decide a world without it.
+func (n *Node) tellLeaving() {
+	for _, m := range n.committed.Members {
+		if !n.gone[m] {
+			n.send(m, Leaving{})
+		}
+	}
+}
+
+// markDeparted reports, once, that a departing node may go.
+func (n *Node) markDeparted(final bool) {
+	if n.departed {
+		return
+	}
+	n.departed = true
+	n.pending.Departed, n.pending.Final = true, final
 }
 
 func (n *Node) tick() {
@@ -385,6 +457,9 @@ func (n *Node) tick() {
 		}
 	}
 	n.pokeProposer()
+	if n.departing && n.member() && n.sinceStepDone%n.cfg.JoinRetryTicks == 0 {
+		n.tellLeaving() // a Leaving may have been lost, or sent to a proposer that since failed
+	}
 	if n.member() && n.committed.Coordinator == n.cfg.ID {
 		n.gossipAge++
 		if n.gossipAge >= n.cfg.JoinRetryTicks {
@@ -435,7 +510,7 @@ func (n *Node) resendCommit() {
 // announce sends a JoinRequest to every known peer, or on a retry to the
 // coordinator of the newest world seen when there is one.
 func (n *Node) announce(all bool) {
-	if !all && n.lastSeen.Generation > 0 && !n.gone[n.lastSeen.Coordinator] {
+	if !all && n.lastSeen.Size() > 0 && !n.gone[n.lastSeen.Coordinator] {
 		n.send(n.lastSeen.Coordinator, JoinRequest{})
 		return
 	}
@@ -464,9 +539,20 @@ func (n *Node) maybeBootstrap() {
 	n.commit(w, []NodeID{n.cfg.ID}, nil)
 }
 
+// leavingMembers reports whether a member of the committed world asked to
+// depart. Departures are few, so the set is small and scanning it is cheap.
+func (n *Node) leavingMembers() bool {
+	for id := range n.leaving {
+		if n.rank(id) >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // needsChange reports whether the acting proposer should start a proposal.
 func (n *Node) needsChange(atBoundary bool) bool {
-	if n.goneMembers > 0 {
+	if n.goneMembers > 0 || n.leavingMembers() {
 		return true
 	}
 	return len(n.joiners) > 0 && (atBoundary || n.sinceStepDone >= n.cfg.JoinStallTicks)
@@ -512,6 +598,10 @@ func (n *Node) receive(m Message) {
 		}
 		return
 	}
+	if _, ok := m.Body.(Leaving); ok {
+		n.onLeaving(m)
+		return
+	}
 	if _, ok := m.Body.(JoinRequest); ok {
 		switch {
 		case n.rank(m.From) >= 0:
@@ -551,6 +641,20 @@ func (n *Node) receive(m Message) {
 		}
 	default:
 		panic(fmt.Sprintf("sched: unknown message body %T", m.Body))
+	}
+}
+
+// onLeaving records a departure whatever the sender's generation: a member
+// of this node's world leaves the next one; a joiner is no longer ready.
+func (n *Node) onLeaving(m Message) {
+	switch {
+	case n.rank(m.From) >= 0:
+		n.leaving[m.From] = true
+		if m.Gen < n.committed.Generation {
+			n.send(m.From, Commit{World: n.committed}) // it asks again once it has it
+		}
+	case m.From != n.cfg.ID:
+		delete(n.joiners, m.From)
 	}
 }
 
@@ -624,14 +728,20 @@ func (n *Node) onPromise(from NodeID, pr Promise) {
 	if !decides(n.committed.Size(), p.promiseVotes) {
 		return
 	}
-	p.accept = true
-	p.world = n.chooseWorld(p.gen, p.promises)
+	w, ok := n.chooseWorld(p.gen, p.promises)
+	if !ok {
+		return
+	}
+	p.accept, p.world = true, w
 	n.toVoters(Accept{Gen: p.gen, Ballot: p.ballot, World: p.world})
 }
 
 // chooseWorld is the world phase 2 proposes: the one accepted under the
-// highest ballot among the promises, or a new one.
-func (n *Node) chooseWorld(gen uint64, promises map[NodeID]Promise) World {
+// highest ballot among the promises, or a new one. ok is false while the
+// promises cannot choose yet: a new world must start from the state of a
+// member that stays, so it waits for one of them to promise (a departing
+// proposer's own vote can make a quorum on its own).
+func (n *Node) chooseWorld(gen uint64, promises map[NodeID]Promise) (w World, ok bool) {
 	var best *World
 	var bestBallot Ballot
 	for _, pr := range promises {
@@ -640,23 +750,32 @@ func (n *Node) chooseWorld(gen uint64, promises map[NodeID]Promise) World {
 		}
 	}
 	if best != nil {
-		return *best
+		return *best, true
 	}
-	var members []NodeID
+	var stay []NodeID
 	for _, m := range n.committed.Members {
-		if !n.gone[m] {
-			members = append(members, m)
+		if !n.gone[m] && !n.leaving[m] {
+			stay = append(stay, m)
 		}
 	}
-	members = append(members, slices.Sorted(maps.Keys(n.joiners))...)
-	start, source := startAndSource(members, promises)
-	return newWorld(gen, members, start, source)
+	if len(stay) == 0 {
+		// Every member departs: the job stops here, in the empty world.
+		// Joiners hold no state to go on from; its Source, the holder of
+		// the newest state, saves it (Ready.Final).
+		start, source := startAndSource(slices.Sorted(maps.Keys(promises)), promises)
+		return newWorld(gen, nil, start, source), true
+	}
+	start, source := startAndSource(stay, promises)
+	if source == "" {
+		return World{}, false
+	}
+	members := append(stay, slices.Sorted(maps.Keys(n.joiners))...)
+	return newWorld(gen, members, start, source), true
 }
 
 // startAndSource picks the highest cursor among the promisers that are
-// members of the new world, and the lowest ID holding it. When none holds a
-// state (all wait for a transfer) it returns -1 and no source: the shell
-// restores the newest checkpoint.
+// candidates, and the lowest ID holding it; -1 and no source when no
+// candidate promised.
 func startAndSource(members []NodeID, promises map[NodeID]Promise) (int64, NodeID) {
 	start, source := int64(-1), NodeID("")
 	for _, id := range members {
@@ -694,7 +813,11 @@ func (n *Node) onAccepted(from NodeID, a Accepted) {
 func (n *Node) commit(w World, voters []NodeID, previous []NodeID) {
 	c := Commit{World: w, Voters: voters}
 	sent := map[NodeID]bool{n.cfg.ID: true}
-	for _, id := range slices.Concat(w.Members, previous) {
+	to := slices.Concat(w.Members, previous)
+	if w.Size() == 0 {
+		to = append(to, slices.Sorted(maps.Keys(n.joiners))...) // there is nothing left to join
+	}
+	for _, id := range to {
 		if !sent[id] && !n.gone[id] {
 			sent[id] = true
 			n.send(id, c) // every copy shares w's Members and the voters (read-only)
@@ -709,9 +832,16 @@ func (n *Node) adopt(w World) {
 			n.out, n.outBy = true, w
 			n.prop = nil
 			n.pending.Learned = append(n.pending.Learned, w)
+			if n.departing {
+				n.markDeparted(w.Size() == 0 && w.Source == n.cfg.ID)
+			}
 		} else if w.Generation > n.lastSeen.Generation {
 			n.lastSeen = w
 			n.pending.Learned = append(n.pending.Learned, w)
+			if w.Size() == 0 {
+				// Every member departed: there is no world left to join.
+				n.out, n.outBy = true, w
+			}
 		}
 		return
 	}
@@ -737,6 +867,9 @@ func (n *Node) adopt(w World) {
 	}
 	n.pending.Commit = &w
 	n.pending.Learned = append(n.pending.Learned, w)
+	if n.departing {
+		n.tellLeaving() // a proposer that missed the departure chose this world: ask again
+	}
 	n.pending.NeedState = nil
 	if n.cursor >= 0 {
 		n.held = n.cursor

@@ -27,9 +27,13 @@ func simulate(t testing.TB, rng *rand.Rand, nodes, events int, dropRate float64)
 		switch r := rng.IntN(100); {
 		case r < 10:
 			f.spawn(fresh(), false)
+		case r < 13:
+			if id := pick(); len(f.alive())-len(f.departed) > 3 && !f.nodes[id].departing {
+				f.depart(id) // votes until a world without it is decided: no quorum is lost
+			}
 		case r < 18:
 			if id := pick(); f.survivable(id) {
-				f.crash(id, r < 13)
+				f.crash(id, r < 15) // some shells leave without a departure decided
 			}
 		case r < 22:
 			// A member dies mid-step: only some members got the last chunk.
@@ -120,7 +124,7 @@ func (f *fleet) survivable(id NodeID) bool {
 func (f *fleet) replaceOut(fresh func() NodeID) {
 	for _, id := range f.alive() {
 		n := f.nodes[id]
-		if n.out && f.adoptedByAliveMember(n.outBy, "") {
+		if n.out && !n.departing && f.adoptedByAliveMember(n.outBy, "") {
 			f.crash(id, true)
 			f.spawn(fresh(), false)
 		}
@@ -218,7 +222,7 @@ func worldEvents(t *testing.T, data []byte) {
 	f.manual = true
 	next := f.minNodes
 	for i := 1; i+1 < len(data); i += 2 {
-		op, arg := data[i]%11, int(data[i+1])
+		op, arg := data[i]%12, int(data[i+1])
 		alive := f.alive()
 		nth := func() NodeID { return alive[arg%len(alive)] }
 		inFlight := func() int { return arg % len(f.queue) }
@@ -250,6 +254,8 @@ func worldEvents(t *testing.T, data []byte) {
 			f.tick(1 + arg%3)
 		case op == 9:
 			f.step(arg % 8)
+		case op == 11 && len(alive) > 1:
+			f.depart(nth())
 		case op == 10:
 			for range 1 + arg%32 {
 				if len(f.queue) == 0 {
@@ -286,8 +292,9 @@ func (f *fleet) checkGoneCounts() {
 }
 
 func FuzzWorldEvents(f *testing.F) {
-	// op: 0 join, 1 fail, 2 leave, 3 partition, 4 heal, 5 drop, 6 deliver,
-	// 7 duplicate, 8 tick, 9 step, 10 deliver in order.
+	// op: 0 join, 1 fail, 2 leave without a departure, 3 partition, 4 heal,
+	// 5 drop, 6 deliver, 7 duplicate, 8 tick, 9 step, 10 deliver in order,
+	// 11 depart.
 	f.Add([]byte{0, 9, 7, 10, 32, 1, 2, 10, 32, 8, 0, 10, 32, 9, 7})
 	f.Add([]byte{1, 3, 3, 10, 32, 8, 2, 10, 32, 4, 0, 10, 32, 8, 2, 10, 32, 9, 7})
 	f.Add([]byte{2, 9, 7, 0, 0, 8, 2, 6, 3, 6, 1, 7, 2, 5, 0, 6, 9, 10, 32, 9, 3, 1, 0, 10, 32})

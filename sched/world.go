@@ -46,6 +46,15 @@ import (
 //     keeps retrying, stays paused, and learns the new world when the partition
 //     heals (a node answers any message stamped with an older generation with
 //     its Commit).
+//   - A graceful departure (Depart) is not a failure: the departing member
+//     sends Leaving to its world and keeps voting, and the acting proposer
+//     decides a world without it. A new world starts from the state of a
+//     member that stays, so phase 2 waits for one of them to promise even
+//     when the promises already make a quorum (a departing coordinator's own
+//     vote can be half of a world of two). When every member departs, the
+//     world decided is the empty one: no world can follow it, joiners learn
+//     that the job stopped, and its Source, the holder of the newest state,
+//     saves it. Only when the world is committed may the departing node go.
 //   - A proposal that gets no quorum within Config.ProposeTimeoutTicks is retried
 //     with a higher ballot; when the acting proposer fails, the next member in
 //     rank order takes over.

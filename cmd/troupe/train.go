@@ -153,28 +153,32 @@ func (f *trainFlags) outputs(stderr io.Writer) (*slog.Logger, *progress) {
 
 // summary is the --json output.
 type summary struct {
-	Job              string         `json:"job"`
-	TestAccuracy     float64        `json:"test_accuracy"`
-	TestLoss         *float64       `json:"test_loss"` // null when not finite
-	Epochs           int            `json:"epochs"`
-	Steps            int64          `json:"steps"`
-	StartStep        int64          `json:"start_step"`
-	Samples          int64          `json:"samples"`
-	SamplesPerSecond float64        `json:"samples_per_second"`
-	TrainSeconds     float64        `json:"train_seconds"`
-	WallSeconds      float64        `json:"wall_seconds"`
-	PeakRSSBytes     int64          `json:"peak_rss_bytes"`
-	Params           int            `json:"params"`
-	Checkpoints      int            `json:"checkpoints_written"`
-	CheckpointErrors int            `json:"checkpoint_errors"`
-	ResumedFrom      string         `json:"resumed_from,omitempty"`
-	ResumedFromStep  int64          `json:"resumed_from_step"` // 0 for a fresh start
-	SkippedBroken    []string       `json:"skipped_checkpoints,omitempty"`
-	Restarts         map[string]int `json:"restarts"`
-	Interrupted      bool           `json:"interrupted"`
-	StoppedEarly     bool           `json:"stopped_early"`
-	BestEpoch        int            `json:"best_epoch,omitempty"`
-	ParamsSHA256     string         `json:"params_sha256"`
+	Job              string   `json:"job"`
+	TestAccuracy     float64  `json:"test_accuracy"`
+	TestLoss         *float64 `json:"test_loss"` // null when not finite
+	Epochs           int      `json:"epochs"`
+	Steps            int64    `json:"steps"`
+	StartStep        int64    `json:"start_step"`
+	Samples          int64    `json:"samples"`
+	SamplesPerSecond float64  `json:"samples_per_second"`
+	TrainSeconds     float64  `json:"train_seconds"`
+	WallSeconds      float64  `json:"wall_seconds"`
+	PeakRSSBytes     int64    `json:"peak_rss_bytes"`
+	Params           int      `json:"params"`
+	Checkpoints      int      `json:"checkpoints_written"`
+	CheckpointErrors int      `json:"checkpoint_errors"`
+	// Snapshots a newer one superseded while the store was busy, and what copying state for
+	// every snapshot stalled training.
+	CheckpointsSkipped  int            `json:"checkpoints_skipped"`
+	SnapshotCopySeconds float64        `json:"snapshot_copy_seconds"`
+	ResumedFrom         string         `json:"resumed_from,omitempty"`
+	ResumedFromStep     int64          `json:"resumed_from_step"` // 0 for a fresh start
+	SkippedBroken       []string       `json:"skipped_checkpoints,omitempty"`
+	Restarts            map[string]int `json:"restarts"`
+	Interrupted         bool           `json:"interrupted"`
+	StoppedEarly        bool           `json:"stopped_early"`
+	BestEpoch           int            `json:"best_epoch,omitempty"`
+	ParamsSHA256        string         `json:"params_sha256"`
 }
 
 // newSummary gathers what a run reports.
@@ -183,7 +187,8 @@ func newSummary(res *actors.Result, params int) summary {
 		Job: res.Job, TestAccuracy: res.TestAccuracy, Epochs: res.Epochs, Steps: res.Steps, StartStep: res.StartStep,
 		Samples: res.Samples, SamplesPerSecond: res.SamplesPerSecond, TrainSeconds: res.TrainSeconds,
 		WallSeconds: res.WallSeconds, PeakRSSBytes: peakRSS(), Params: params, Checkpoints: res.Checkpoints,
-		CheckpointErrors: res.CheckpointErrors, ResumedFrom: res.ResumedFrom, Restarts: res.Restarts,
+		CheckpointErrors: res.CheckpointErrors, CheckpointsSkipped: res.CheckpointsSkipped, SnapshotCopySeconds: res.SnapshotCopySeconds,
+		ResumedFrom: res.ResumedFrom, Restarts: res.Restarts,
 		Interrupted: res.Interrupted, StoppedEarly: res.StoppedEarly, BestEpoch: res.BestEpoch, ParamsSHA256: res.ParamsSHA256,
 	}
 	if !math.IsNaN(res.TestLoss) && !math.IsInf(res.TestLoss, 0) {
@@ -259,8 +264,9 @@ func printSummary(w io.Writer, s summary) {
 	if s.ResumedFrom != "" {
 		fmt.Fprintf(w, "  resumed from %s at step %d\n", s.ResumedFrom, s.StartStep)
 	}
-	if s.Checkpoints+s.CheckpointErrors > 0 {
-		fmt.Fprintf(w, "  checkpoints: %d written, %d failed\n", s.Checkpoints, s.CheckpointErrors)
+	if s.Checkpoints+s.CheckpointErrors+s.CheckpointsSkipped > 0 {
+		fmt.Fprintf(w, "  checkpoints: %d written, %d failed, %d skipped (superseded while the store was busy)\n",
+			s.Checkpoints, s.CheckpointErrors, s.CheckpointsSkipped)
 	}
 	for role, n := range s.Restarts {
 		fmt.Fprintf(w, "  %s restarted %d times\n", role, n)
