@@ -773,3 +773,44 @@ func TestCoordinatorLeavesAWorldOfTwo(t *testing.T) {
 	}
 	t.Logf("the leaver stopped at step %d; the survivor redid %d and finished at %.4f", sa.Steps, sb.StepsRedone, sb.TestAccuracy)
 }
+
+// Every node of a fleet is told to go at once, as when a whole fleet is reclaimed. The worlds
+// decided on the way out end with the empty one, whose source, the holder of the newest state,
+// writes one final checkpoint at the step the fleet reached: exactly one, whichever node it is.
+func TestFleetToldToGoAtOnceSavesOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs three node processes")
+	}
+	bin := buildTroupe(t)
+	job := writePeerJob(t)
+	ckpt := t.TempDir()
+	common := []string{"--bind", "127.0.0.1:0", "--checkpoint", ckpt, "--checkpoint-every", "1000"}
+	a := startNode(t, bin, "A", append(common, "--job", job, "--min-nodes", "3", "--max-steps", "400")...)
+	nodes := []*nodeProc{a}
+	for _, name := range []string{"B", "C"} {
+		nodes = append(nodes, startNode(t, bin, name, append(common, "--join", a.gossipAddr(t))...))
+	}
+	w := a.awaitWorld(t, 1, 0)
+	if w.members != 3 {
+		t.Fatalf("first world of %d members, want 3", w.members)
+	}
+	a.awaitSteps(t, 3, w.next)
+	for _, p := range nodes {
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+	}
+	written, reached := 0, int64(0)
+	for _, p := range nodes {
+		s := p.finish(t)
+		if !s.Left {
+			t.Fatalf("%s did not report leaving", p.name)
+		}
+		written += s.Checkpoints
+		reached = max(reached, s.Steps)
+	}
+	if newest := newestStep(t, ckpt); written != 1 || newest != reached {
+		t.Fatalf("%d checkpoints written, the newest at step %d; the fleet reached step %d: want one, at that step", written, newest, reached)
+	}
+	t.Logf("the fleet went at step %d; one final checkpoint there", reached)
+}
