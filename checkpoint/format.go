@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"time"
+	"unsafe"
 )
 
 // FormatVersion is the layout version written into every manifest; a reader refuses others.
@@ -46,13 +47,36 @@ func encodeVectors(vs ...[]float32) []byte {
 		at += 8
 	}
 	for _, v := range vs {
-		out := b[at : at+4*len(v)]
-		for i, f := range v {
-			binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(f))
-		}
+		putFloats(b[at:at+4*len(v)], v)
 		at += 4 * len(v)
 	}
 	return b
+}
+
+// littleEndianHost: this machine lays float32 bits out in memory as the format stores them, so
+// vectors move as one block copy instead of value by value (a third of a save's time, before).
+var littleEndianHost = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
+
+// asBytes is v's memory seen as bytes.
+func asBytes(v []float32) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))
+}
+
+// putFloats writes v into out (4*len(v) bytes), little-endian.
+func putFloats(out []byte, v []float32) {
+	if littleEndianHost {
+		copy(out, asBytes(v))
+		return
+	}
+	for i, f := range v {
+		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(f))
+	}
 }
 
 // decodeVectors is the inverse of encodeVectors. It believes no count or length until the
@@ -83,8 +107,12 @@ func decodeVectors(b []byte) ([][]float32, error) {
 	}
 	values := b[uint64(vectorHeader)+8*count:]
 	all := make([]float32, total)
-	for i := range all {
-		all[i] = math.Float32frombits(binary.LittleEndian.Uint32(values[4*i:]))
+	if littleEndianHost {
+		copy(asBytes(all), values)
+	} else {
+		for i := range all {
+			all[i] = math.Float32frombits(binary.LittleEndian.Uint32(values[4*i:]))
+		}
 	}
 	out := make([][]float32, count)
 	var at uint64
