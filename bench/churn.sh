@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What churn costs a whole job on real node processes on loopback: goodput of a fleet of three
 # under spot preemptions against the same job without them, a whole fleet killed and resumed
-# from its checkpoints, and the stall of a checkpoint after every step. Runs each COUNT times
+# from its checkpoints, and what a snapshot stalls training. Runs each COUNT times
 # (default 3); prints the raw benchmark lines, then the median of each metric. A failed run
 # leaves the others' medians printed and the exit status non-zero.
 set -euo pipefail
