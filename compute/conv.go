@@ -24,7 +24,10 @@ type conv2D struct {
 	cols              []float32 // im2col of the last forward; reused for its gradient in backward
 	tmp               []float32 // filters×(n·oh·ow): the Gemm output, and dy in that layout
 	y, dx             []float32
+	relu              bool // a following ReLU is folded in (see fuseActivations)
 }
+
+func (l *conv2D) fuseRelu() { l.relu = true }
 
 func newConv2D(lp layerPlan, k kernels.Set) *conv2D {
 	return &conv2D{k: k,
@@ -141,6 +144,10 @@ func (l *conv2D) forward(x []float32, n int, train bool) []float32 {
 		for s := range n {
 			src := l.tmp[fi*np+s*plane:][:plane]
 			dst := l.y[(s*l.f+fi)*plane:][:plane]
+			if l.relu {
+				kernels.AddRelu(dst, src, b)
+				continue
+			}
 			for i, v := range src {
 				dst[i] = v + b
 			}
@@ -152,13 +159,26 @@ func (l *conv2D) forward(x []float32, n int, train bool) []float32 {
 func (l *conv2D) backward(dy []float32, n int, needDx bool) []float32 {
 	plane := l.oh * l.ow
 	np := n * plane
-	for fi := range l.f {
-		for s := range n {
-			copy(l.tmp[fi*np+s*plane:][:plane], dy[(s*l.f+fi)*plane:][:plane])
+	if l.relu {
+		// Mask dy by the ReLU while permuting it, and sum the bias
+		// gradient on the way (in float64, as RowSums does).
+		for fi := range l.f {
+			var sum float64
+			for s := range n {
+				at := (s*l.f + fi) * plane
+				sum += kernels.ReluGradSum(l.tmp[fi*np+s*plane:][:plane], dy[at:][:plane], l.y[at:][:plane])
+			}
+			l.dBias[fi] = float32(sum)
 		}
+	} else {
+		for fi := range l.f {
+			for s := range n {
+				copy(l.tmp[fi*np+s*plane:][:plane], dy[(s*l.f+fi)*plane:][:plane])
+			}
+		}
+		l.k.RowSums(l.dBias, l.tmp)
 	}
 	l.k.Gemm(false, true, l.f, l.fanIn(), np, 1, l.tmp, np, l.cols, np, 0, l.dWeight, l.fanIn())
-	l.k.RowSums(l.dBias, l.tmp)
 	if !needDx {
 		return nil
 	}

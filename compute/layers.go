@@ -75,6 +75,11 @@ type dense struct {
 	dw, db  []float32
 	x       []float32 // input of the last training forward
 	y, dx   []float32
+	// relu is set when the next layer is a ReLU folded into this one
+	// (see fuseActivations): y is then max(x·Wᵀ + b, 0), and backward
+	// receives the gradient with respect to that and masks it into dz.
+	relu bool
+	dz   []float32
 }
 
 func (d *dense) bind(params, grads []float32) {
@@ -93,7 +98,11 @@ func (d *dense) paramShapes() (weight, bias []int) { return []int{d.out, d.in}, 
 func (d *dense) forward(x []float32, n int, train bool) []float32 {
 	d.y = grow(d.y, n*d.out)
 	d.k.Gemm(false, true, n, d.out, d.in, 1, x, d.in, d.w, d.in, 0, d.y, d.out)
-	d.k.AddRowVector(d.y, d.b)
+	if d.relu {
+		kernels.BiasRelu(d.y, d.b)
+	} else {
+		d.k.AddRowVector(d.y, d.b)
+	}
 	if train {
 		d.x = x
 	}
@@ -101,8 +110,14 @@ func (d *dense) forward(x []float32, n int, train bool) []float32 {
 }
 
 func (d *dense) backward(dy []float32, n int, needDx bool) []float32 {
+	if d.relu {
+		d.dz = grow(d.dz, len(dy))
+		kernels.ReluBiasGrad(d.dz, d.db, dy, d.y)
+		dy = d.dz
+	} else {
+		d.k.ColSums(d.db, dy)
+	}
 	d.k.Gemm(true, false, d.out, d.in, n, 1, dy, d.out, d.x, d.in, 0, d.dw, d.in)
-	d.k.ColSums(d.db, dy)
 	if !needDx {
 		return nil
 	}
@@ -111,13 +126,18 @@ func (d *dense) backward(dy []float32, n int, needDx bool) []float32 {
 	return d.dx
 }
 
-// relu is y = max(x, 0).
+// relu is y = max(x, 0). When folded into the layer before it (fused),
+// that layer applies it and its gradient, and relu passes values through.
 type relu struct {
 	k     kernels.Set
+	fused bool
 	y, dx []float32
 }
 
 func (r *relu) forward(x []float32, n int, train bool) []float32 {
+	if r.fused {
+		return x
+	}
 	r.y = grow(r.y, len(x))
 	r.k.Relu(r.y, x)
 	return r.y
@@ -127,9 +147,42 @@ func (r *relu) backward(dy []float32, n int, needDx bool) []float32 {
 	if !needDx {
 		return nil
 	}
+	if r.fused {
+		return dy
+	}
 	r.dx = grow(r.dx, len(dy))
 	r.k.ReluGrad(r.dx, dy, r.y)
 	return r.dx
+}
+
+// reluFuser is a layer that can apply a ReLU that follows it in the same
+// pass as its bias, and mask the gradient in the same pass as its bias
+// gradient.
+type reluFuser interface {
+	fuseRelu()
+}
+
+func (d *dense) fuseRelu() { d.relu = true }
+
+// fuseActivations folds every ReLU that directly follows a dense or conv2d
+// layer into that layer, saving a pass and a buffer each way. Outputs and
+// input gradients are the same bits as unfused: max(v+b, 0) is what the
+// two layers computed in sequence, and y > 0 holds at the same places
+// before and after the ReLU. A dense bias gradient is the same bits too
+// (float32 column sums in row order, as ColSums); a conv2d one is summed
+// in float64 per sample plane, an order that can differ from RowSums' in
+// the last bit of the float64 sum, far below the float32 result's rounding.
+func fuseActivations(layers []layer) {
+	for i := 1; i < len(layers); i++ {
+		r, ok := layers[i].(*relu)
+		if !ok {
+			continue
+		}
+		if f, ok := layers[i-1].(reluFuser); ok {
+			f.fuseRelu()
+			r.fused = true
+		}
+	}
 }
 
 // geluC is √(2/π), the constant of GELU's tanh approximation.

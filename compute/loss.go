@@ -1,6 +1,6 @@
 package compute
 
-import "math"
+import "github.com/troupe-ml/troupe/kernels"
 
 // lossRows computes the loss of n rows of logits against the batch rows
 // starting at first, and, when grad is non-nil, writes
@@ -34,29 +34,12 @@ func (m *Model) lossRows(logits []float32, b Batch, first, n int, scale float32,
 	return lossSum, correct
 }
 
-// softmaxCrossEntropyRow returns -log softmax(z)[label], computed as
-// logsumexp(z) - z[label] with the maximum subtracted first so exp cannot
-// overflow. When g is non-nil it gets scale·(softmax(z) - onehot(label)).
+// softmaxCrossEntropyRow returns -log softmax(z)[label] and, when g is
+// non-nil, sets g to scale·(softmax(z) - onehot(label)): one call that
+// computes each exponential once (kernels.SoftmaxCrossEntropy: the
+// maximum subtracted first, accumulated in float64).
 func softmaxCrossEntropyRow(z []float32, label int, scale float32, g []float32) float64 {
-	zmax := float64(z[0])
-	for _, v := range z {
-		zmax = math.Max(zmax, float64(v))
-	}
-	var sum float64
-	for _, v := range z {
-		sum += math.Exp(float64(v) - zmax)
-	}
-	lse := zmax + math.Log(sum)
-	if g != nil {
-		for j, v := range z {
-			p := math.Exp(float64(v) - lse)
-			if j == label {
-				p--
-			}
-			g[j] = scale * float32(p)
-		}
-	}
-	return lse - float64(z[label])
+	return kernels.SoftmaxCrossEntropy(z, label, scale, g)
 }
 
 // mseRow returns mean_j (y_j - t_j)², t being target or, when target is

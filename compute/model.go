@@ -89,6 +89,7 @@ func newModel(spec ModelSpec, seed uint64, k kernels.Set) (*Model, error) {
 			ParamView{Name: fmt.Sprintf("layers.%d.bias", i), Shape: bias, Offset: offset + product(weight)})
 		offset = end
 	}
+	fuseActivations(m.layers)
 	return m, nil
 }
 

@@ -26,26 +26,20 @@ func newAdam(cfg Config, n int) *adam {
 }
 
 func (o *adam) Step(params, grads []float32, lr float64) {
-	t := float64(o.begin(params, grads))
+	step, gradScale := o.begin(params, grads)
+	t := float64(step)
 	// One of the two decays is the identity: decay = 1 for adam, l2 = 0 for adamw.
-	decay, l2 := float32(1), float32(o.weightDecay)
+	c := adamCoeffs{
+		beta1: float32(o.beta1), oneMinusBeta1: float32(1 - o.beta1),
+		beta2: float32(o.beta2), oneMinusBeta2: float32(1 - o.beta2),
+		stepSize:           float32(lr / (1 - math.Pow(o.beta1, t))),
+		invSqrtCorrection2: float32(1 / math.Sqrt(1-math.Pow(o.beta2, t))),
+		epsilon:            float32(o.epsilon),
+		decay:              1,
+		l2:                 float32(o.weightDecay),
+	}
 	if o.decoupled {
-		decay, l2 = float32(1-lr*o.weightDecay), 0
+		c.decay, c.l2 = float32(1-lr*o.weightDecay), 0
 	}
-	stepSize := float32(lr / (1 - math.Pow(o.beta1, t)))
-	invSqrtCorrection2 := float32(1 / math.Sqrt(1-math.Pow(o.beta2, t)))
-	b1, c1 := float32(o.beta1), float32(1-o.beta1)
-	b2, c2 := float32(o.beta2), float32(1-o.beta2)
-	eps := float32(o.epsilon)
-	m, v := o.buffers[0][:len(grads)], o.buffers[1][:len(grads)]
-	params = params[:len(grads)]
-	for i, g := range grads {
-		p := params[i]
-		g += l2 * p
-		mi := b1*m[i] + c1*g
-		vi := b2*v[i] + c2*g*g
-		m[i], v[i] = mi, vi
-		denom := float32(math.Sqrt(float64(vi)))*invSqrtCorrection2 + eps
-		params[i] = p*decay - stepSize*mi/denom
-	}
+	adamUpdate(params, grads, o.buffers[0], o.buffers[1], gradScale, c)
 }

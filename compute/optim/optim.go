@@ -64,17 +64,11 @@ func New(cfg Config, numParams int) (Optimizer, error) {
 // without touching grads: scaling would spread the NaN or Inf to every
 // value, and the caller should skip the step instead.
 func ClipGlobalNorm(grads []float32, maxNorm float64) (norm float64) {
-	var sum float64
-	for _, g := range grads {
-		sum += float64(g) * float64(g)
-	}
-	norm = math.Sqrt(sum)
-	if maxNorm <= 0 || !(norm > maxNorm) || math.IsInf(norm, 0) {
-		return norm
-	}
-	scale := float32(maxNorm / norm)
-	for i := range grads {
-		grads[i] *= scale
+	norm = math.Sqrt(sumSquares(grads))
+	if scale := clipScale(norm, maxNorm); scale != 1 {
+		for i := range grads {
+			grads[i] *= scale
+		}
 	}
 	return norm
 }
@@ -97,18 +91,21 @@ func newCore(cfg Config, n, numBuffers int) core {
 	return c
 }
 
-// begin checks the lengths, clips, and counts the step; it returns the
-// 1-based number of the step being applied.
-func (c *core) begin(params, grads []float32) int64 {
+// begin checks the lengths and counts the step. It returns the 1-based
+// number of the step being applied and the factor that clips the gradient
+// (1 when it needs none), which the update loop applies and writes back
+// as it reads grads.
+func (c *core) begin(params, grads []float32) (step int64, gradScale float32) {
 	if len(params) != c.n || len(grads) != c.n {
 		panic(fmt.Sprintf("optim: %s built for %d parameters, got params length %d, grads length %d",
 			c.name, c.n, len(params), len(grads)))
 	}
+	gradScale = 1
 	if c.clipNorm > 0 {
-		ClipGlobalNorm(grads, c.clipNorm)
+		gradScale = clipScale(math.Sqrt(sumSquares(grads)), c.clipNorm)
 	}
 	c.step++
-	return c.step
+	return c.step, gradScale
 }
 
 func (c *core) State() State {

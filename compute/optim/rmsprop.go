@@ -1,7 +1,5 @@
 package optim
 
-import "math"
-
 // rmsprop is RMSprop with optional momentum and L2 weight decay:
 //
 //	g = grad + wd*p
@@ -26,27 +24,14 @@ func newRMSprop(cfg Config, n int) *rmsprop {
 }
 
 func (o *rmsprop) Step(params, grads []float32, lr float64) {
-	o.begin(params, grads)
-	rate, wd, eps := float32(lr), float32(o.weightDecay), float32(o.epsilon)
-	a, ca := float32(o.alpha), float32(1-o.alpha)
-	mu := float32(o.momentum)
-	hasMomentum := len(o.buffers) == 2
-	square := o.buffers[0][:len(grads)]
+	_, gradScale := o.begin(params, grads)
 	var velocity []float32
-	if hasMomentum {
-		velocity = o.buffers[1][:len(grads)]
+	if len(o.buffers) == 2 {
+		velocity = o.buffers[1]
 	}
-	params = params[:len(grads)]
-	for i, g := range grads {
-		p := params[i]
-		g += wd * p
-		s := a*square[i] + ca*g*g
-		square[i] = s
-		u := g / (float32(math.Sqrt(float64(s))) + eps)
-		if hasMomentum {
-			u += mu * velocity[i]
-			velocity[i] = u
-		}
-		params[i] = p - rate*u
-	}
+	rmspropUpdate(params, grads, o.buffers[0], velocity, gradScale, rmspropCoeffs{
+		lr: float32(lr), weightDecay: float32(o.weightDecay),
+		alpha: float32(o.alpha), oneMinusAlpha: float32(1 - o.alpha),
+		epsilon: float32(o.epsilon), momentum: float32(o.momentum),
+	})
 }

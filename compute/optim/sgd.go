@@ -23,26 +23,12 @@ func newSGD(cfg Config, n int) *sgd {
 }
 
 func (o *sgd) Step(params, grads []float32, lr float64) {
-	o.begin(params, grads)
-	rate, wd, mu := float32(lr), float32(o.weightDecay), float32(o.momentum)
-	hasMomentum, nesterov := len(o.buffers) == 1, o.nesterov
+	_, gradScale := o.begin(params, grads)
 	var velocity []float32
-	if hasMomentum {
-		velocity = o.buffers[0][:len(grads)]
+	if len(o.buffers) == 1 {
+		velocity = o.buffers[0]
 	}
-	params = params[:len(grads)]
-	for i, g := range grads {
-		p := params[i]
-		g += wd * p
-		if hasMomentum {
-			v := mu*velocity[i] + g
-			velocity[i] = v
-			if nesterov {
-				g += mu * v
-			} else {
-				g = v
-			}
-		}
-		params[i] = p - rate*g
-	}
+	sgdUpdate(params, grads, velocity, gradScale, sgdCoeffs{
+		lr: float32(lr), weightDecay: float32(o.weightDecay), momentum: float32(o.momentum), nesterov: o.nesterov,
+	})
 }
