@@ -22,6 +22,7 @@ var ErrClosed = errors.New("collective: endpoint closed")
 // streams to worlds, so a stream from a stale world is never mistaken for a current one.
 type Endpoint struct {
 	ln     net.Listener
+	server *tls.Config // for streams accepted; nil: plain TCP
 	client *tls.Config // for dials; nil: plain TCP (loopback tests and --insecure clusters)
 
 	mu      sync.Mutex
@@ -43,17 +44,11 @@ func Listen(addr string, server, client *tls.Config) (*Endpoint, error) {
 	if (server == nil) != (client == nil) {
 		return nil, errors.New("collective: give both TLS configurations or neither")
 	}
-	var ln net.Listener
-	var err error
-	if server != nil {
-		ln, err = tls.Listen("tcp", addr, server)
-	} else {
-		ln, err = net.Listen("tcp", addr)
-	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("collective: listen: %w", err)
 	}
-	e := &Endpoint{ln: ln, client: client, pending: map[helloKey]net.Conn{}, arrived: make(chan struct{})}
+	e := &Endpoint{ln: ln, server: server, client: client, pending: map[helloKey]net.Conn{}, arrived: make(chan struct{})}
 	e.wg.Add(1)
 	go e.accept()
 	return e, nil
@@ -78,6 +73,9 @@ func (e *Endpoint) accept() {
 		c, err := e.ln.Accept()
 		if err != nil {
 			return // closed
+		}
+		if e.server != nil {
+			c = tls.Server(underTLS(c), e.server) // the handshake runs within readHello's deadline
 		}
 		e.wg.Add(1)
 		go func() {
@@ -111,6 +109,11 @@ func readHello(c net.Conn) (helloKey, error) {
 		return helloKey{}, err
 	}
 	_ = c.SetReadDeadline(time.Time{})
+	return parseHello(b[:])
+}
+
+// parseHello reads a hello's helloSize bytes; anything but this version's magic is refused.
+func parseHello(b []byte) (helloKey, error) {
 	if !bytes.Equal(b[:4], helloMagic) || b[4] != protocolVersion {
 		return helloKey{}, fmt.Errorf("%w: bad hello", ErrProtocol)
 	}
@@ -167,11 +170,13 @@ func (e *Endpoint) dial(ctx context.Context, addr string, generation uint64, ran
 	var c net.Conn
 	var err error
 	for {
-		if e.client != nil {
-			td := tls.Dialer{NetDialer: &d, Config: e.client}
-			c, err = td.DialContext(ctx, "tcp", addr)
-		} else {
-			c, err = d.DialContext(ctx, "tcp", addr)
+		c, err = d.DialContext(ctx, "tcp", addr)
+		if err == nil && e.client != nil {
+			tc := tls.Client(underTLS(c), e.client)
+			if err = tc.HandshakeContext(ctx); err != nil {
+				c.Close()
+			}
+			c = tc
 		}
 		if err == nil {
 			break
@@ -197,6 +202,37 @@ func (e *Endpoint) dial(ctx context.Context, addr string, generation uint64, ran
 		_ = tc.SetNoDelay(true)
 	}
 	return c, nil
+}
+
+// tlsTransport is the TCP stream under a TLS connection, read and written through a rawStream
+// (as a plain stream is) so that TLS records, too, go without the runtime's syscall hand-offs.
+type tlsTransport struct {
+	*net.TCPConn // deadlines, addresses, Close
+	raw          *rawStream
+}
+
+// underTLS returns what a TLS connection should run over: c itself where no rawStream can be
+// made.
+func underTLS(c net.Conn) net.Conn {
+	tc, ok := c.(*net.TCPConn)
+	if !ok || !useRaw {
+		return c
+	}
+	_ = tc.SetNoDelay(true)
+	raw := newRawStream(tc)
+	if raw == nil {
+		return c
+	}
+	return &tlsTransport{TCPConn: tc, raw: raw}
+}
+
+func (t *tlsTransport) Read(p []byte) (int, error) { return t.raw.Read(p) }
+
+func (t *tlsTransport) Write(p []byte) (int, error) {
+	if err := t.raw.writev(p, nil); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 func (e *Endpoint) await(ctx context.Context, key helloKey) (net.Conn, error) {

@@ -3,6 +3,7 @@ package collective
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/troupe-ml/troupe/cluster"
 )
 
 // rankProcessEnv carries a rankJob (as JSON) to a re-executed test binary; TestRankProcess
@@ -30,6 +33,7 @@ type rankJob struct {
 	Warmup      int
 	Ops         int
 	OpsPerRound int
+	Key         []byte // cluster key: streams over mutual TLS; nil: plain TCP
 }
 
 // rankReport is a rank's own clock for each timed round.
@@ -54,12 +58,24 @@ func opsPerRound(mib int) int { return max(4, min(32, 64/mib)) }
 // allreduce_gloo.py. The reported ns/op replaces the framework's: it is the sum of the round times
 // divided by b.N, so process start, connection, the check op, warmup and barriers are left out.
 // busGB/s = bytes * 2(n-1)/n / (ns/op), the NCCL-tests convention gloo's script uses.
-func BenchmarkAllReduceProcesses(b *testing.B) {
+func BenchmarkAllReduceProcesses(b *testing.B) { benchProcesses(b, nil) }
+
+// BenchmarkAllReduceProcessesTLS is BenchmarkAllReduceProcesses with the streams over mutual
+// TLS, as a cluster with a key runs them.
+func BenchmarkAllReduceProcessesTLS(b *testing.B) {
+	key, err := cluster.GenerateKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchProcesses(b, key)
+}
+
+func benchProcesses(b *testing.B, key []byte) {
 	for _, size := range []int{2, 4} {
 		for _, mib := range []int{1, 16, 64} {
 			b.Run(fmt.Sprintf("ranks=%d/MiB=%d", size, mib), func(b *testing.B) {
 				job := rankJob{Size: size, Dir: b.TempDir(), Floats: mib << 20 / 4, Warmup: 5,
-					Ops: b.N, OpsPerRound: opsPerRound(mib)}
+					Ops: b.N, OpsPerRound: opsPerRound(mib), Key: key}
 				reports, err := runRankProcesses(job)
 				if err != nil {
 					b.Fatal(err)
@@ -196,7 +212,14 @@ func TestRankProcess(t *testing.T) {
 }
 
 func runRank(job rankJob) (rankReport, error) {
-	ep, err := Listen("127.0.0.1:0", nil, nil)
+	var server, client *tls.Config
+	if job.Key != nil {
+		var err error
+		if server, client, err = cluster.TLSConfigs(job.Key, "rank-"+strconv.Itoa(job.Rank)); err != nil {
+			return rankReport{}, err
+		}
+	}
+	ep, err := Listen("127.0.0.1:0", server, client)
 	if err != nil {
 		return rankReport{}, err
 	}
