@@ -36,7 +36,7 @@ type Set interface {
 }
 
 // Default is the Set compute uses.
-var Default Set = Gonum{}
+var Default Set = Fast{}
 
 // checkGemm panics unless the slices hold the matrices Gemm's sizes name.
 func checkGemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {

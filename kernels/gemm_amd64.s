@@ -1,0 +1,420 @@
+//go:build !purego
+
+#include "textflag.h"
+
+// Micro-kernels for Fast.Gemm. Both compute one tile of C from packed
+// panels: a holds mr values of A per step, b holds nr values of B per
+// step, and the tile is alpha·Σ a⊗b, stored (beta == 0) or added to
+// beta·C. Arguments (ABI0, 48 bytes):
+//	kc+0(FP) a+8(FP) b+16(FP) c+24(FP) ldc+32(FP) alpha+40(FP) beta+44(FP)
+
+// One step of the 12×32 AVX-512 kernel: 2 vectors of B, then 12 values
+// of A broadcast from memory, each into 2 FMAs. AO and BO are byte
+// offsets into the A and B panels.
+#define STEP512(AO, BO) \
+	VMOVUPS BO(BX), Z24 \
+	VMOVUPS BO+64(BX), Z25 \
+	VFMADD231PS.BCST AO(AX), Z24, Z0 \
+	VFMADD231PS.BCST AO(AX), Z25, Z1 \
+	VFMADD231PS.BCST AO+4(AX), Z24, Z2 \
+	VFMADD231PS.BCST AO+4(AX), Z25, Z3 \
+	VFMADD231PS.BCST AO+8(AX), Z24, Z4 \
+	VFMADD231PS.BCST AO+8(AX), Z25, Z5 \
+	VFMADD231PS.BCST AO+12(AX), Z24, Z6 \
+	VFMADD231PS.BCST AO+12(AX), Z25, Z7 \
+	VFMADD231PS.BCST AO+16(AX), Z24, Z8 \
+	VFMADD231PS.BCST AO+16(AX), Z25, Z9 \
+	VFMADD231PS.BCST AO+20(AX), Z24, Z10 \
+	VFMADD231PS.BCST AO+20(AX), Z25, Z11 \
+	VFMADD231PS.BCST AO+24(AX), Z24, Z12 \
+	VFMADD231PS.BCST AO+24(AX), Z25, Z13 \
+	VFMADD231PS.BCST AO+28(AX), Z24, Z14 \
+	VFMADD231PS.BCST AO+28(AX), Z25, Z15 \
+	VFMADD231PS.BCST AO+32(AX), Z24, Z16 \
+	VFMADD231PS.BCST AO+32(AX), Z25, Z17 \
+	VFMADD231PS.BCST AO+36(AX), Z24, Z18 \
+	VFMADD231PS.BCST AO+36(AX), Z25, Z19 \
+	VFMADD231PS.BCST AO+40(AX), Z24, Z20 \
+	VFMADD231PS.BCST AO+40(AX), Z25, Z21 \
+	VFMADD231PS.BCST AO+44(AX), Z24, Z22 \
+	VFMADD231PS.BCST AO+44(AX), Z25, Z23
+
+// Row of the tile to C at DI: scale by alpha (Z26), add beta (Z27) × C.
+#define ROW512BETA(R0, R1) \
+	VMULPS Z26, R0, R0 \
+	VMULPS Z26, R1, R1 \
+	VFMADD231PS (DI), Z27, R0 \
+	VFMADD231PS 64(DI), Z27, R1 \
+	VMOVUPS R0, (DI) \
+	VMOVUPS R1, 64(DI) \
+	ADDQ SI, DI
+
+// Row of the tile to C at DI, C not read.
+#define ROW512STORE(R0, R1) \
+	VMULPS Z26, R0, R0 \
+	VMULPS Z26, R1, R1 \
+	VMOVUPS R0, (DI) \
+	VMOVUPS R1, 64(DI) \
+	ADDQ SI, DI
+
+// func gemmKernelAVX512x12x32(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+TEXT ·gemmKernelAVX512x12x32(SB), NOSPLIT, $0-48
+	MOVQ kc+0(FP), CX
+	MOVQ a+8(FP), AX
+	MOVQ b+16(FP), BX
+	MOVQ c+24(FP), DI
+	MOVQ ldc+32(FP), SI
+	SHLQ $2, SI
+
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+
+	CMPQ CX, $4
+	JLT  tail512
+
+loop512:
+	STEP512(0, 0)
+	STEP512(48, 128)
+	STEP512(96, 256)
+	STEP512(144, 384)
+	ADDQ $192, AX
+	ADDQ $512, BX
+	SUBQ $4, CX
+	CMPQ CX, $4
+	JGE  loop512
+
+tail512:
+	TESTQ CX, CX
+	JZ    store512
+
+one512:
+	STEP512(0, 0)
+	ADDQ $48, AX
+	ADDQ $128, BX
+	DECQ CX
+	JNZ  one512
+
+store512:
+	VBROADCASTSS alpha+40(FP), Z26
+	MOVL beta+44(FP), DX
+	ANDL $0x7fffffff, DX
+	JZ   overwrite512
+	VBROADCASTSS beta+44(FP), Z27
+	ROW512BETA(Z0, Z1)
+	ROW512BETA(Z2, Z3)
+	ROW512BETA(Z4, Z5)
+	ROW512BETA(Z6, Z7)
+	ROW512BETA(Z8, Z9)
+	ROW512BETA(Z10, Z11)
+	ROW512BETA(Z12, Z13)
+	ROW512BETA(Z14, Z15)
+	ROW512BETA(Z16, Z17)
+	ROW512BETA(Z18, Z19)
+	ROW512BETA(Z20, Z21)
+	ROW512BETA(Z22, Z23)
+	VZEROUPPER
+	RET
+
+overwrite512:
+	ROW512STORE(Z0, Z1)
+	ROW512STORE(Z2, Z3)
+	ROW512STORE(Z4, Z5)
+	ROW512STORE(Z6, Z7)
+	ROW512STORE(Z8, Z9)
+	ROW512STORE(Z10, Z11)
+	ROW512STORE(Z12, Z13)
+	ROW512STORE(Z14, Z15)
+	ROW512STORE(Z16, Z17)
+	ROW512STORE(Z18, Z19)
+	ROW512STORE(Z20, Z21)
+	ROW512STORE(Z22, Z23)
+	VZEROUPPER
+	RET
+
+// One step of the 6×16 AVX2 kernel: 2 vectors of B, then 6 broadcasts of
+// A, alternating two registers so that a broadcast need not wait for the
+// FMAs reading the previous one.
+#define STEP256(AO, BO) \
+	VMOVUPS BO(BX), Y12 \
+	VMOVUPS BO+32(BX), Y13 \
+	VBROADCASTSS AO(AX), Y14 \
+	VFMADD231PS Y14, Y12, Y0 \
+	VFMADD231PS Y14, Y13, Y1 \
+	VBROADCASTSS AO+4(AX), Y15 \
+	VFMADD231PS Y15, Y12, Y2 \
+	VFMADD231PS Y15, Y13, Y3 \
+	VBROADCASTSS AO+8(AX), Y14 \
+	VFMADD231PS Y14, Y12, Y4 \
+	VFMADD231PS Y14, Y13, Y5 \
+	VBROADCASTSS AO+12(AX), Y15 \
+	VFMADD231PS Y15, Y12, Y6 \
+	VFMADD231PS Y15, Y13, Y7 \
+	VBROADCASTSS AO+16(AX), Y14 \
+	VFMADD231PS Y14, Y12, Y8 \
+	VFMADD231PS Y14, Y13, Y9 \
+	VBROADCASTSS AO+20(AX), Y15 \
+	VFMADD231PS Y15, Y12, Y10 \
+	VFMADD231PS Y15, Y13, Y11
+
+#define ROW256BETA(R0, R1) \
+	VMULPS Y14, R0, R0 \
+	VMULPS Y14, R1, R1 \
+	VFMADD231PS (DI), Y15, R0 \
+	VFMADD231PS 32(DI), Y15, R1 \
+	VMOVUPS R0, (DI) \
+	VMOVUPS R1, 32(DI) \
+	ADDQ SI, DI
+
+#define ROW256STORE(R0, R1) \
+	VMULPS Y14, R0, R0 \
+	VMULPS Y14, R1, R1 \
+	VMOVUPS R0, (DI) \
+	VMOVUPS R1, 32(DI) \
+	ADDQ SI, DI
+
+// func gemmKernelAVX2x6x16(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+TEXT ·gemmKernelAVX2x6x16(SB), NOSPLIT, $0-48
+	MOVQ kc+0(FP), CX
+	MOVQ a+8(FP), AX
+	MOVQ b+16(FP), BX
+	MOVQ c+24(FP), DI
+	MOVQ ldc+32(FP), SI
+	SHLQ $2, SI
+
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+	CMPQ CX, $4
+	JLT  tail256
+
+loop256:
+	STEP256(0, 0)
+	STEP256(24, 64)
+	STEP256(48, 128)
+	STEP256(72, 192)
+	ADDQ $96, AX
+	ADDQ $256, BX
+	SUBQ $4, CX
+	CMPQ CX, $4
+	JGE  loop256
+
+tail256:
+	TESTQ CX, CX
+	JZ    store256
+
+one256:
+	STEP256(0, 0)
+	ADDQ $24, AX
+	ADDQ $64, BX
+	DECQ CX
+	JNZ  one256
+
+store256:
+	VBROADCASTSS alpha+40(FP), Y14
+	MOVL beta+44(FP), DX
+	ANDL $0x7fffffff, DX
+	JZ   overwrite256
+	VBROADCASTSS beta+44(FP), Y15
+	ROW256BETA(Y0, Y1)
+	ROW256BETA(Y2, Y3)
+	ROW256BETA(Y4, Y5)
+	ROW256BETA(Y6, Y7)
+	ROW256BETA(Y8, Y9)
+	ROW256BETA(Y10, Y11)
+	VZEROUPPER
+	RET
+
+overwrite256:
+	ROW256STORE(Y0, Y1)
+	ROW256STORE(Y2, Y3)
+	ROW256STORE(Y4, Y5)
+	ROW256STORE(Y6, Y7)
+	ROW256STORE(Y8, Y9)
+	ROW256STORE(Y10, Y11)
+	VZEROUPPER
+	RET
+
+// func packTranspose8AVX(d, src *float32, ld, kb8, w int)
+//
+// Packs 8 runs of kb8 values (a multiple of 8), ld floats apart at src,
+// into lanes 0..7 of kb8 steps of w floats at d: an 8×8 transpose per
+// 8 steps. Rows 0-3 come from SI, rows 4-7 from DX.
+TEXT ·packTranspose8AVX(SB), NOSPLIT, $0-40
+	MOVQ d+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), R8
+	MOVQ kb8+24(FP), CX
+	MOVQ w+32(FP), R10
+	SHLQ $2, R8              // run stride in bytes
+	LEAQ (R8)(R8*2), R9      // 3 runs
+	LEAQ (SI)(R8*4), DX      // run 4
+	SHLQ $2, R10             // step stride in bytes
+	LEAQ (R10)(R10*2), R11   // 3 steps
+	LEAQ (DI)(R10*4), BX     // step 4
+	MOVQ R10, R12
+	SHLQ $3, R12             // 8 steps
+	SHRQ $3, CX
+	JZ   donepack
+
+looppack:
+	VMOVUPS (SI), Y0
+	VMOVUPS (SI)(R8*1), Y1
+	VMOVUPS (SI)(R8*2), Y2
+	VMOVUPS (SI)(R9*1), Y3
+	VMOVUPS (DX), Y4
+	VMOVUPS (DX)(R8*1), Y5
+	VMOVUPS (DX)(R8*2), Y6
+	VMOVUPS (DX)(R9*1), Y7
+
+	VUNPCKLPS Y1, Y0, Y8
+	VUNPCKHPS Y1, Y0, Y9
+	VUNPCKLPS Y3, Y2, Y10
+	VUNPCKHPS Y3, Y2, Y11
+	VUNPCKLPS Y5, Y4, Y12
+	VUNPCKHPS Y5, Y4, Y13
+	VUNPCKLPS Y7, Y6, Y14
+	VUNPCKHPS Y7, Y6, Y15
+
+	VSHUFPS $0x44, Y10, Y8, Y0
+	VSHUFPS $0xEE, Y10, Y8, Y1
+	VSHUFPS $0x44, Y11, Y9, Y2
+	VSHUFPS $0xEE, Y11, Y9, Y3
+	VSHUFPS $0x44, Y14, Y12, Y4
+	VSHUFPS $0xEE, Y14, Y12, Y5
+	VSHUFPS $0x44, Y15, Y13, Y6
+	VSHUFPS $0xEE, Y15, Y13, Y7
+
+	VPERM2F128 $0x20, Y4, Y0, Y8
+	VPERM2F128 $0x20, Y5, Y1, Y9
+	VPERM2F128 $0x20, Y6, Y2, Y10
+	VPERM2F128 $0x20, Y7, Y3, Y11
+	VPERM2F128 $0x31, Y4, Y0, Y12
+	VPERM2F128 $0x31, Y5, Y1, Y13
+	VPERM2F128 $0x31, Y6, Y2, Y14
+	VPERM2F128 $0x31, Y7, Y3, Y15
+
+	VMOVUPS Y8, (DI)
+	VMOVUPS Y9, (DI)(R10*1)
+	VMOVUPS Y10, (DI)(R10*2)
+	VMOVUPS Y11, (DI)(R11*1)
+	VMOVUPS Y12, (BX)
+	VMOVUPS Y13, (BX)(R10*1)
+	VMOVUPS Y14, (BX)(R10*2)
+	VMOVUPS Y15, (BX)(R11*1)
+
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ R12, DI
+	ADDQ R12, BX
+	DECQ CX
+	JNZ  looppack
+
+donepack:
+	VZEROUPPER
+	RET
+
+// func packCopyAVX(d, src *float32, ld, kb, w int)
+//
+// Copies kb runs of w values (w is 6, 12, 16 or 32), ld floats apart at
+// src, into kb consecutive steps of w floats at d.
+TEXT ·packCopyAVX(SB), NOSPLIT, $0-40
+	MOVQ d+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), R8
+	MOVQ kb+24(FP), CX
+	MOVQ w+32(FP), DX
+	SHLQ $2, R8
+	TESTQ CX, CX
+	JZ    donecopy
+	CMPQ DX, $32
+	JEQ  copy32
+	CMPQ DX, $16
+	JEQ  copy16
+	CMPQ DX, $12
+	JEQ  copy12
+	CMPQ DX, $6
+	JEQ  copy6
+	JMP  donecopy
+
+copy32:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS 64(SI), Y2
+	VMOVUPS 96(SI), Y3
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	ADDQ R8, SI
+	ADDQ $128, DI
+	DECQ CX
+	JNZ  copy32
+	JMP  donecopy
+
+copy16:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ R8, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ  copy16
+	JMP  donecopy
+
+copy12:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), X1
+	VMOVUPS Y0, (DI)
+	VMOVUPS X1, 32(DI)
+	ADDQ R8, SI
+	ADDQ $48, DI
+	DECQ CX
+	JNZ  copy12
+	JMP  donecopy
+
+copy6:
+	VMOVUPS (SI), X0
+	MOVQ 16(SI), AX
+	VMOVUPS X0, (DI)
+	MOVQ AX, 16(DI)
+	ADDQ R8, SI
+	ADDQ $24, DI
+	DECQ CX
+	JNZ  copy6
+
+donecopy:
+	VZEROUPPER
+	RET
