@@ -96,7 +96,7 @@ func (mk *microKernel) putScratch(s *gemmScratch) {
 
 // reserve makes sure n buffers exist, so that a product split over n
 // goroutines allocates them on its first call, not on whichever later
-// call first finds its helpers quick enough to run a chunk at the same
+// call first finds its workers quick enough to run a chunk at the same
 // time as the caller (see runChunks).
 func (mk *microKernel) reserve(n int) {
 	mk.scratchMu.Lock()
@@ -162,29 +162,54 @@ func gemmParallel(mk *microKernel, threads int, transA, transB bool, m, n, k int
 		return
 	}
 	mk.reserve(threads)
-	// One chunk per goroutine, on the tile grid; see runChunks for why
-	// they are claimed rather than assigned.
+	// Each chunk is a product of its own over whole tiles of C's columns
+	// (or rows), packing all of A (or B) again: sharing that packing
+	// would make every goroutine wait for the one packing it, which
+	// measured 10-15% slower on two idle cores. Chunks are claimed, not
+	// assigned (see runChunks), and there are two per goroutine where
+	// each stays at least chunkMin wide, so that a goroutine slowed down
+	// by another process on its core holds the others up by less.
 	if splitN {
-		per := ceilDiv(ceilDiv(n, mk.nr), threads) * mk.nr
+		per := chunkWidth(n, mk.nr, threads)
 		runChunks(ceilDiv(n, per), threads-1, func(chunk int) {
 			j0 := chunk * per
-			bj := b[j0:]
+			var bj []float32
 			if transB {
 				bj = b[j0*ldb:]
+			} else {
+				bj = b[j0:]
 			}
 			gemmSerial(mk, transA, transB, m, min(per, n-j0), k, alpha, a, lda, bj, ldb, beta, c[j0:], ldc)
 		})
 		return
 	}
-	per := ceilDiv(ceilDiv(m, mk.mr), threads) * mk.mr
+	per := chunkWidth(m, mk.mr, threads)
 	runChunks(ceilDiv(m, per), threads-1, func(chunk int) {
 		i0 := chunk * per
-		ai := a[i0*lda:]
+		var ai []float32
 		if transA {
 			ai = a[i0:]
+		} else {
+			ai = a[i0*lda:]
 		}
 		gemmSerial(mk, transA, transB, min(per, m-i0), n, k, alpha, ai, lda, b, ldb, beta, c[i0*ldc:], ldc)
 	})
+}
+
+// chunkMin is the narrowest chunk worth a second one per goroutine: a
+// chunk repacks the whole of the other operand, which costs about 6/width
+// of its time (packing a value takes about 0.12 ns, and each value feeds
+// 2·width flops at about 0.01 ns each), so 2-3% here.
+const chunkMin = 256
+
+// chunkWidth returns the chunk size along a dimension of n values cut for
+// threads goroutines, in whole tiles of t.
+func chunkWidth(n, t, threads int) int {
+	chunks := threads
+	if n >= 2*threads*chunkMin {
+		chunks = 2 * threads
+	}
+	return ceilDiv(ceilDiv(n, t), chunks) * t
 }
 
 // gemmPlan returns how many goroutines an m×n×k product gets, at most
@@ -298,7 +323,7 @@ func packA(dst, a []float32, lda int, trans bool, i0, mb, p0, kb, mr int) {
 		rows := min(mr, mb-ir)
 		if trans {
 			// op(A)(i, l) = a[l*lda+i]: each step is a run in memory.
-			packRuns(d, a[(p0)*lda+i0+ir:], lda, kb, rows, mr)
+			packRuns(d, a[p0*lda+i0+ir:], lda, kb, rows, mr)
 		} else {
 			// op(A)(i, l) = a[i*lda+l]: each row is a run along l.
 			packStrided(d, a[(i0+ir)*lda+p0:], lda, kb, rows, mr)

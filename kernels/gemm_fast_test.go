@@ -200,6 +200,9 @@ func TestFastGemmThreadsDeterministic(t *testing.T) {
 			{m: 67, n: 301, k: 259, alpha: 1, beta: 0},
 			{transA: true, transB: true, m: 301, n: 67, k: 259, padA: 3, padB: 1, padC: 2, alpha: 0.5, beta: 2},
 			{transB: true, m: 128, n: 512, k: 784, alpha: 1, beta: 0},
+			// Long enough for two chunks per goroutine.
+			{transB: true, m: 40, n: 1100, k: 30, alpha: 1, beta: 0.5},
+			{transA: true, m: 1100, n: 40, k: 30, alpha: 1, beta: 0.5},
 		} {
 			a, b, lda, ldb, cbuf, ldc := gemmOperands(rng, s)
 			var results [][]float32
@@ -305,7 +308,7 @@ func TestFastGemmPanics(t *testing.T) {
 }
 
 // TestRunChunks checks that every chunk runs exactly once, with many
-// products handed to the helpers at once, and that the helpers go away
+// products handed to the workers at once, and that the workers go away
 // once idle.
 func TestRunChunks(t *testing.T) {
 	var wg sync.WaitGroup
@@ -333,7 +336,7 @@ func TestRunChunks(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for team.alive.Load() != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d helpers still alive long after the last product", team.alive.Load())
+			t.Fatalf("%d workers still alive long after the last product", team.alive.Load())
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -341,7 +344,7 @@ func TestRunChunks(t *testing.T) {
 
 // TestFastGemmSteadyStateAllocations checks that once a product has run,
 // running it again allocates no packing buffers, whether or not the
-// helper goroutines got to run a chunk.
+// worker goroutines got to run a chunk.
 func TestFastGemmSteadyStateAllocations(t *testing.T) {
 	const n = 256
 	a, b, c := make([]float32, n*n), make([]float32, n*n), make([]float32, n*n)

@@ -12,20 +12,20 @@ import (
 // 330 µs for a whole 256³ product on one core; with a fresh goroutine per
 // product, two threads were no faster than one below 1024³. So:
 //
-//   - helper goroutines stay awake for helperPolls polls after their last
+//   - worker goroutines stay awake for workerPolls polls after their last
 //     chunk, looking for the next product and yielding their P to any
 //     other goroutine in between, so that back-to-back products, as in a
 //     training step, find them running; and they exit after that, leaving
 //     nothing behind in an idle program;
 //   - the work is cut into chunks that whoever is free claims, the caller
-//     included, so a caller whose helper starts late does the chunks
+//     included, so a caller whose worker starts late does the chunks
 //     itself instead of waiting for it.
 //
-// A poll takes about 60 ns when nothing else wants the P, so helpers
+// A poll takes about 60 ns when nothing else wants the P, so workers
 // linger for about a millisecond (longer when other goroutines run: they
 // get the P between polls). The count is not a clock on purpose: the
 // package reads none.
-const helperPolls = 1 << 14
+const workerPolls = 1 << 14
 
 // gemmJob is one product's chunks.
 type gemmJob struct {
@@ -47,7 +47,7 @@ func (j *gemmJob) work() {
 	}
 }
 
-// team holds the helpers: jobs is where products wait for them, alive
+// team holds the workers: jobs is where products wait for them, alive
 // counts them.
 var team struct {
 	jobs  chan *gemmJob
@@ -57,10 +57,10 @@ var team struct {
 func init() { team.jobs = make(chan *gemmJob, 64) }
 
 // runChunks calls run(0), ..., run(chunks-1), each once, on the caller and
-// up to helpers other goroutines, and returns when all calls have.
-func runChunks(chunks, helpers int, run func(chunk int)) {
+// up to workers other goroutines, and returns when all calls have.
+func runChunks(chunks, workers int, run func(chunk int)) {
 	j := &gemmJob{chunks: int32(chunks), run: run}
-	for range helpers {
+	for range workers {
 		select {
 		case team.jobs <- j:
 		default: // the queue is full: the caller does more itself
@@ -68,15 +68,15 @@ func runChunks(chunks, helpers int, run func(chunk int)) {
 	}
 	for {
 		a := team.alive.Load()
-		if int(a) >= helpers {
+		if int(a) >= workers {
 			break
 		}
 		if team.alive.CompareAndSwap(a, a+1) {
-			go helper()
+			go worker()
 		}
 	}
 	j.work()
-	// Chunks still running elsewhere are one chunk's work at most; a
+	// Chunks still running elsewhere are one chunk per worker at most; a
 	// spin (yielding the P) beats parking, whose wake-up is the latency
 	// this file is about.
 	for j.done.Load() < j.chunks {
@@ -84,12 +84,12 @@ func runChunks(chunks, helpers int, run func(chunk int)) {
 	}
 }
 
-// helper runs queued jobs until none has come for helperPolls polls. A
+// worker runs queued jobs until none has come for workerPolls polls. A
 // job it receives after its caller finished has no chunks left and costs
 // nothing.
-func helper() {
+func worker() {
 	defer team.alive.Add(-1)
-	for idle := 0; idle < helperPolls; idle++ {
+	for idle := 0; idle < workerPolls; idle++ {
 		select {
 		case j := <-team.jobs:
 			j.work()
