@@ -4,6 +4,8 @@ import (
 	"runtime"
 	"sync"
 	"unsafe"
+
+	"github.com/troupe-ml/troupe/internal/parallel"
 )
 
 // Fast is the Set built for speed: its Gemm packs the operands into
@@ -97,7 +99,7 @@ func (mk *microKernel) putScratch(s *gemmScratch) {
 // reserve makes sure n buffers exist, so that a product split over n
 // goroutines allocates them on its first call, not on whichever later
 // call first finds its workers quick enough to run a chunk at the same
-// time as the caller (see runChunks).
+// time as the caller (see parallel.For).
 func (mk *microKernel) reserve(n int) {
 	mk.scratchMu.Lock()
 	for mk.made < n {
@@ -166,12 +168,12 @@ func gemmParallel(mk *microKernel, threads int, transA, transB bool, m, n, k int
 	// (or rows), packing all of A (or B) again: sharing that packing
 	// would make every goroutine wait for the one packing it, which
 	// measured 10-15% slower on two idle cores. Chunks are claimed, not
-	// assigned (see runChunks), and there are two per goroutine where
+	// assigned (see parallel.For), and there are two per goroutine where
 	// each stays at least chunkMin wide, so that a goroutine slowed down
 	// by another process on its core holds the others up by less.
 	if splitN {
 		per := chunkWidth(n, mk.nr, threads)
-		runChunks(ceilDiv(n, per), threads-1, func(chunk int) {
+		parallel.For(ceilDiv(n, per), threads-1, func(chunk int) {
 			j0 := chunk * per
 			var bj []float32
 			if transB {
@@ -184,7 +186,7 @@ func gemmParallel(mk *microKernel, threads int, transA, transB bool, m, n, k int
 		return
 	}
 	per := chunkWidth(m, mk.mr, threads)
-	runChunks(ceilDiv(m, per), threads-1, func(chunk int) {
+	parallel.For(ceilDiv(m, per), threads-1, func(chunk int) {
 		i0 := chunk * per
 		var ai []float32
 		if transA {

@@ -6,9 +6,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 )
 
 // fastVariant is Fast with one micro-kernel forced.
@@ -304,41 +302,6 @@ func TestFastGemmPanics(t *testing.T) {
 			}()
 			tc.call()
 		})
-	}
-}
-
-// TestRunChunks checks that every chunk runs exactly once, with many
-// products handed to the workers at once, and that the workers go away
-// once idle.
-func TestRunChunks(t *testing.T) {
-	var wg sync.WaitGroup
-	for g := range 8 {
-		wg.Go(func() {
-			for round := range 50 {
-				chunks := 1 + (g+round)%7
-				counts := make([]atomic.Int32, chunks)
-				runChunks(chunks, 1+g%3, func(i int) {
-					counts[i].Add(1)
-					if round%10 == 0 {
-						time.Sleep(50 * time.Microsecond)
-					}
-				})
-				for i := range counts {
-					if n := counts[i].Load(); n != 1 {
-						t.Errorf("chunk %d of %d ran %d times", i, chunks, n)
-						return
-					}
-				}
-			}
-		})
-	}
-	wg.Wait()
-	deadline := time.Now().Add(5 * time.Second)
-	for team.alive.Load() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d workers still alive long after the last product", team.alive.Load())
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

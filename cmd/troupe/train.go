@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"runtime/pprof"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -28,6 +29,7 @@ type trainFlags struct {
 	logEvery     int
 	verbose      bool
 	metricsAddr  string
+	cpuProfile   string
 
 	overrides map[string]func(*actors.Job) // flag name -> write its value into the job
 }
@@ -98,6 +100,26 @@ func (f *trainFlags) defineOutputFlags(fl *pflag.FlagSet) {
 	fl.IntVar(&f.logEvery, "log-every", 100, "steps between progress lines")
 	fl.BoolVar(&f.verbose, "verbose", false, "log debug details")
 	fl.StringVar(&f.metricsAddr, "metrics", "", "serve Prometheus metrics at http://HOST:PORT/metrics (port 0 picks one)")
+	fl.StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile of the run to this file (go tool pprof reads it)")
+}
+
+// profileCPU starts a CPU profile into path when one is asked for; stop ends it.
+func profileCPU(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		out.Close()
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return out.Close()
+	}, nil
 }
 
 // apply writes the flags the user set over the job and validates the result.
@@ -222,8 +244,15 @@ func train(ctx context.Context, job actors.Job, f trainFlags, stdout, stderr io.
 		return err
 	}
 	defer stopMetrics()
+	stopProfile, err := profileCPU(f.cpuProfile)
+	if err != nil {
+		return err
+	}
 	res, err := actors.Run(ctx, job, opts)
 	display.stop()
+	if perr := stopProfile(); perr != nil && err == nil {
+		err = perr
+	}
 	if err != nil && res == nil {
 		return err
 	}

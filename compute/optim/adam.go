@@ -14,19 +14,26 @@ type adam struct {
 	beta1, beta2, epsilon float64
 	weightDecay           float64
 	decoupled             bool
+	coeffs                adamCoeffs // the step's
 }
 
 func newAdam(cfg Config, n int) *adam {
-	return &adam{
+	o := &adam{
 		core:  newCore(cfg, n, 2),
 		beta1: cfg.Beta1, beta2: cfg.Beta2, epsilon: cfg.Epsilon,
 		weightDecay: cfg.WeightDecay,
 		decoupled:   cfg.Name == AdamW,
 	}
+	o.spans.init(o.span)
+	return o
+}
+
+func (o *adam) span(lo, hi int) {
+	adamUpdate(o.params[lo:hi], o.grads[lo:hi], o.buffers[0][lo:hi], o.buffers[1][lo:hi], o.gradScale, o.coeffs)
 }
 
 func (o *adam) Step(params, grads []float32, lr float64) {
-	step, gradScale := o.begin(params, grads)
+	step, _ := o.begin(params, grads)
 	t := float64(step)
 	// One of the two decays is the identity: decay = 1 for adam, l2 = 0 for adamw.
 	c := adamCoeffs{
@@ -41,5 +48,6 @@ func (o *adam) Step(params, grads []float32, lr float64) {
 	if o.decoupled {
 		c.decay, c.l2 = float32(1-lr*o.weightDecay), 0
 	}
-	adamUpdate(params, grads, o.buffers[0], o.buffers[1], gradScale, c)
+	o.coeffs = c
+	o.spans.run(len(grads))
 }

@@ -81,6 +81,11 @@ type core struct {
 	step     int64
 	clipNorm float64
 	buffers  [][]float32
+
+	// The step being applied, for the update loop's spans.
+	params, grads []float32
+	gradScale     float32
+	spans
 }
 
 func newCore(cfg Config, n, numBuffers int) core {
@@ -105,6 +110,7 @@ func (c *core) begin(params, grads []float32) (step int64, gradScale float32) {
 		gradScale = clipScale(math.Sqrt(sumSquares(grads)), c.clipNorm)
 	}
 	c.step++
+	c.params, c.grads, c.gradScale = params, grads, gradScale
 	return c.step, gradScale
 }
 

@@ -10,6 +10,7 @@ package optim
 type rmsprop struct {
 	core
 	alpha, epsilon, momentum, weightDecay float64
+	coeffs                                rmspropCoeffs // the step's
 }
 
 func newRMSprop(cfg Config, n int) *rmsprop {
@@ -17,21 +18,28 @@ func newRMSprop(cfg Config, n int) *rmsprop {
 	if cfg.Momentum > 0 {
 		numBuffers = 2
 	}
-	return &rmsprop{
+	o := &rmsprop{
 		core:  newCore(cfg, n, numBuffers),
 		alpha: cfg.Alpha, epsilon: cfg.Epsilon, momentum: cfg.Momentum, weightDecay: cfg.WeightDecay,
 	}
+	o.spans.init(o.span)
+	return o
+}
+
+func (o *rmsprop) span(lo, hi int) {
+	var velocity []float32
+	if len(o.buffers) == 2 {
+		velocity = o.buffers[1][lo:hi]
+	}
+	rmspropUpdate(o.params[lo:hi], o.grads[lo:hi], o.buffers[0][lo:hi], velocity, o.gradScale, o.coeffs)
 }
 
 func (o *rmsprop) Step(params, grads []float32, lr float64) {
-	_, gradScale := o.begin(params, grads)
-	var velocity []float32
-	if len(o.buffers) == 2 {
-		velocity = o.buffers[1]
-	}
-	rmspropUpdate(params, grads, o.buffers[0], velocity, gradScale, rmspropCoeffs{
+	o.begin(params, grads)
+	o.coeffs = rmspropCoeffs{
 		lr: float32(lr), weightDecay: float32(o.weightDecay),
 		alpha: float32(o.alpha), oneMinusAlpha: float32(1 - o.alpha),
 		epsilon: float32(o.epsilon), momentum: float32(o.momentum),
-	})
+	}
+	o.spans.run(len(grads))
 }

@@ -12,6 +12,7 @@ type sgd struct {
 	momentum    float64
 	nesterov    bool
 	weightDecay float64
+	coeffs      sgdCoeffs // the step's
 }
 
 func newSGD(cfg Config, n int) *sgd {
@@ -19,16 +20,23 @@ func newSGD(cfg Config, n int) *sgd {
 	if cfg.Momentum > 0 {
 		numBuffers = 1
 	}
-	return &sgd{core: newCore(cfg, n, numBuffers), momentum: cfg.Momentum, nesterov: cfg.Nesterov, weightDecay: cfg.WeightDecay}
+	o := &sgd{core: newCore(cfg, n, numBuffers), momentum: cfg.Momentum, nesterov: cfg.Nesterov, weightDecay: cfg.WeightDecay}
+	o.spans.init(o.span)
+	return o
+}
+
+func (o *sgd) span(lo, hi int) {
+	var velocity []float32
+	if len(o.buffers) == 1 {
+		velocity = o.buffers[0][lo:hi]
+	}
+	sgdUpdate(o.params[lo:hi], o.grads[lo:hi], velocity, o.gradScale, o.coeffs)
 }
 
 func (o *sgd) Step(params, grads []float32, lr float64) {
-	_, gradScale := o.begin(params, grads)
-	var velocity []float32
-	if len(o.buffers) == 1 {
-		velocity = o.buffers[0]
-	}
-	sgdUpdate(params, grads, velocity, gradScale, sgdCoeffs{
+	o.begin(params, grads)
+	o.coeffs = sgdCoeffs{
 		lr: float32(lr), weightDecay: float32(o.weightDecay), momentum: float32(o.momentum), nesterov: o.nesterov,
-	})
+	}
+	o.spans.run(len(grads))
 }

@@ -47,7 +47,7 @@ func clipScale(norm, maxNorm float64) float32 {
 func eachGrad(grads []float32, gradScale float32, update func(i int, g float32)) {
 	if gradScale != 1 {
 		for i, g := range grads {
-			g *= gradScale
+			g = float32(g * gradScale) // rounded here: never fused into what update adds
 			grads[i] = g
 			update(i, g)
 		}
@@ -76,17 +76,23 @@ type adamCoeffs struct {
 //	p = decay·p - stepSize·m / (√v·invSqrtCorrection2 + ε)
 func adamUpdate(params, grads, m, v []float32, gradScale float32, c adamCoeffs) {
 	params, m, v = params[:len(grads)], m[:len(grads)], v[:len(grads)]
+	// The vector loop where the CPU has one, this loop for the rest.
+	done := adamVector(params, grads, m, v, gradScale, &c)
+	params, grads, m, v = params[done:], grads[done:], m[done:], v[done:]
 	// Locals, not fields, so that the constants stay in registers.
 	b1, c1, b2, c2 := c.beta1, c.oneMinusBeta1, c.beta2, c.oneMinusBeta2
 	stepSize, inv2, eps, decay, l2 := c.stepSize, c.invSqrtCorrection2, c.epsilon, c.decay, c.l2
+	// Each product is converted to float32 on its own, which keeps a compiler
+	// from fusing it into the following addition (GOAMD64=v3 would), so this
+	// loop and the vector one agree bit for bit.
 	eachGrad(grads, gradScale, func(i int, g float32) {
 		p := params[i]
-		g += l2 * p
-		mi := b1*m[i] + c1*g
-		vi := b2*v[i] + c2*g*g
+		g += float32(l2 * p)
+		mi := float32(b1*m[i]) + float32(c1*g)
+		vi := float32(b2*v[i]) + float32(float32(c2*g)*g)
 		m[i], v[i] = mi, vi
-		denom := float32(math.Sqrt(float64(vi)))*inv2 + eps
-		params[i] = p*decay - stepSize*mi/denom
+		denom := float32(float32(math.Sqrt(float64(vi)))*inv2) + eps
+		params[i] = float32(p*decay) - float32(stepSize*mi)/denom
 	})
 }
 

@@ -1,0 +1,46 @@
+package optim
+
+import (
+	"runtime"
+
+	"github.com/troupe-ml/troupe/internal/parallel"
+)
+
+// spanMin is the fewest values worth a goroutine of their own: Adam's
+// loop does them in about 10 µs, several times what handing a span to a
+// worker that is already awake costs.
+const spanMin = 1 << 15
+
+// spans runs an optimizer's update loop over the flat buffers on every
+// core: each value's update reads and writes that value alone, so the
+// buffers split into spans that need no coordination and give the same
+// bits however they are split.
+type spans struct {
+	update func(lo, hi int) // the optimizer's loop over [lo, hi)
+	chunk  func(i int)      // spans.runChunk, made once so that a step allocates nothing
+	n, per int
+}
+
+func (s *spans) init(update func(lo, hi int)) {
+	s.update = update
+	s.chunk = s.runChunk
+}
+
+func (s *spans) runChunk(i int) {
+	lo := i * s.per
+	s.update(lo, min(lo+s.per, s.n))
+}
+
+// run updates [0, n), split when there are several cores and enough values.
+func (s *spans) run(n int) {
+	threads := runtime.GOMAXPROCS(0)
+	if threads < 2 || n < 2*spanMin {
+		s.update(0, n)
+		return
+	}
+	// Two spans per goroutine, so one slowed down by another process on
+	// its core holds the others up by less; whole cache lines each.
+	chunks := min(2*threads, n/spanMin)
+	s.n, s.per = n, ((n+chunks-1)/chunks+15)&^15
+	parallel.For((n+s.per-1)/s.per, threads-1, s.chunk)
+}
