@@ -18,11 +18,35 @@ type aggregator struct {
 	plane      *dataPlane       // on a peer: where the rings of new worlds come from
 	generation uint64
 	stats      [3]float32 // loss sum, correct, samples: reduced beside the gradient
+	ahead aheadBuckets
 }
 
-// Receive: AllReduce, joinWorld. A request from another generation is dropped: its world is gone.
+// aheadBuckets is what became of the buckets of one step: the time their reductions took
+// and the first failure, both reported when the step's AllReduce comes (after a failure the
+// step's later buckets are not reduced: the ring is broken).
+type aheadBuckets struct {
+	stamp Stamp
+	count int
+	took  time.Duration
+	err   error
+}
+
+// of returns the record of the step stamp, a fresh one when the step is new.
+func (b *aheadBuckets) of(stamp Stamp) *aheadBuckets {
+	if b.stamp != stamp {
+		*b = aheadBuckets{stamp: stamp}
+	}
+	return b
+}
+
+// Receive: ReduceBucket, AllReduce, joinWorld. A request from another generation is dropped:
+// its world is gone.
 func (a *aggregator) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
+	case *ReduceBucket:
+		if msg.Generation == a.generation {
+			a.reduceBucket(msg)
+		}
 	case *AllReduce:
 		if msg.Generation == a.generation {
 			a.allReduce(ctx, msg)
@@ -38,24 +62,47 @@ func (a *aggregator) allReduce(ctx actor.Context, msg *AllReduce) {
 		return
 	}
 	began := time.Now()
+	ahead := a.ahead.of(msg.Stamp)
+	if ahead.err != nil {
+		ctx.Respond(&ReduceFailed{Stamp: msg.Stamp, Err: ahead.err})
+		return
+	}
 	stamp := collective.Stamp{Generation: msg.Generation, Step: msg.Step}
 	// The statistics travel as float32: counts are exact below 2^24, the loss sum is for logs.
 	a.stats = [3]float32{float32(msg.LossSum), float32(msg.Correct), float32(msg.Samples)}
-	if err := a.link.AllReduceSum(stamp, msg.Grads); err != nil {
-		ctx.Respond(&ReduceFailed{Stamp: msg.Stamp, Err: err})
-		return
+	if head := msg.Grads[:len(msg.Grads)-msg.SentAhead]; len(head) > 0 {
+		if err := a.link.AllReduceSum(stamp, head); err != nil {
+			ctx.Respond(&ReduceFailed{Stamp: msg.Stamp, Err: err})
+			return
+		}
 	}
 	if err := a.link.AllReduceSum(stamp, a.stats[:]); err != nil {
 		ctx.Respond(&ReduceFailed{Stamp: msg.Stamp, Err: err})
 		return
 	}
 	ctx.Respond(&Reduced{Stamp: msg.Stamp, Grads: msg.Grads, LossSum: float64(a.stats[0]), Correct: int(a.stats[1]), Samples: int(a.stats[2]),
-		ReduceSeconds: time.Since(began).Seconds(), Ranks: a.link.Size})
+		ReduceSeconds: (time.Since(began) + ahead.took).Seconds(), Ranks: a.link.Size, Buckets: ahead.count + 1})
+}
+
+// reduceBucket sums a finished part of a step's gradient over the world, unless an earlier
+// bucket of the step failed: the ring is broken then, and the step's AllReduce reports it.
+func (a *aggregator) reduceBucket(msg *ReduceBucket) {
+	if a.link == nil || a.link.Size == 1 {
+		return // the rank's own gradient is the sum
+	}
+	ahead := a.ahead.of(msg.Stamp)
+	if ahead.err != nil {
+		return
+	}
+	began := time.Now()
+	ahead.count++
+	ahead.err = a.link.AllReduceSum(collective.Stamp{Generation: msg.Generation, Step: msg.Step}, msg.Grads)
+	ahead.took += time.Since(began)
 }
 
 // join connects the ring of a new world and broadcasts the state every member starts from.
 func (a *aggregator) join(ctx actor.Context, msg *joinWorld) {
-	a.generation, a.link = msg.gen, nil
+	a.generation, a.link, a.ahead = msg.gen, nil, aheadBuckets{}
 	log := a.plane.log.With("generation", msg.gen, "rank", msg.rank, "size", len(msg.addrs))
 	log.Debug("connecting the world's ring", "root", msg.root)
 	link, err := a.plane.connect(msg.gen, msg.rank, msg.addrs)

@@ -57,6 +57,21 @@ type TrainSpec struct {
 	EvalBatch int `yaml:"eval_batch,omitempty" json:"eval_batch,omitempty"`
 	// EarlyStopping, when set, watches a validation metric (needs data.validation > 0).
 	EarlyStopping *optim.EarlyStopping `yaml:"early_stopping,omitempty" json:"early_stopping,omitempty"`
+	// BucketKiB is the smallest bucket of trailing layers' gradients that a world of several
+	// nodes starts reducing while the backward pass goes on (0: 1024 KiB; -1: none, the whole
+	// gradient is reduced after the backward pass).
+	BucketKiB int `yaml:"bucket_kib,omitempty" json:"bucket_kib,omitempty"`
+}
+
+// bucketValues is the smallest bucket in gradient values, -1 for none.
+func (t TrainSpec) bucketValues() int {
+	switch {
+	case t.BucketKiB < 0:
+		return -1
+	case t.BucketKiB == 0:
+		return defaultBucketValues
+	}
+	return t.BucketKiB * 1024 / 4
 }
 
 // CheckpointSpec sets where and how often snapshots are written.
@@ -176,6 +191,9 @@ func (j *Job) Validate() error {
 	}
 	if j.Train.EvalBatch == 0 {
 		j.Train.EvalBatch = 1000
+	}
+	if j.Train.BucketKiB < -1 {
+		return bad("train.bucket_kib must be >= -1 (-1: no buckets sent ahead), got %d", j.Train.BucketKiB)
 	}
 	if es := j.Train.EarlyStopping; es != nil {
 		if j.Data.Validation == 0 {

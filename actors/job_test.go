@@ -20,6 +20,7 @@ func TestParseJobRejectsBadInput(t *testing.T) {
 		{"negative lr", "optimizer:\n  name: sgd\n  lr: -0.1\n", "lr"},
 		{"bad layer", "model:\n  input: [784]\n  layers:\n    - {type: dense, units: 0}\n", "model"},
 		{"early stopping without validation", "train:\n  early_stopping: {metric: val_loss, patience: 2}\n", "data.validation"},
+		{"bucket below -1", "train:\n  bucket_kib: -2\n", "train.bucket_kib"},
 		{"resume without dir", "checkpoint:\n  dir: \"\"\n  resume: true\n", "checkpoint.resume"},
 		{"not yaml", "train: [unclosed\n", "bad job"},
 		{"wrong type", "train:\n  epochs: many\n", "bad job"},

@@ -39,13 +39,25 @@ type BatchReady struct {
 }
 
 // AllReduce: Worker -> Aggregator. This rank's gradient (already scaled by 1/global batch) and
-// loss statistics of Step; the Aggregator answers with their sums over the world.
+// loss statistics of Step; the Aggregator answers with their sums over the world. The last
+// SentAhead values of Grads went ahead in ReduceBucket messages of the same step, while the
+// backward pass was still computing the rest.
 type AllReduce struct {
 	Stamp
-	Grads   []float32
-	LossSum float64
-	Correct int
-	Samples int
+	Grads     []float32
+	SentAhead int
+	LossSum   float64
+	Correct   int
+	Samples   int
+}
+
+// ReduceBucket: Worker -> Aggregator. A trailing part of Step's gradient that the backward
+// pass has finished: the Aggregator sums it over the world at once, in place, and answers
+// nothing; the step's AllReduce, which follows, gets the answer for the whole gradient. Every
+// rank of a world sends the same buckets in the same order (they depend only on the model).
+type ReduceBucket struct {
+	Stamp
+	Grads []float32
 }
 
 // Reduced: Aggregator -> Worker. The world's summed gradient and statistics for Step.
@@ -55,10 +67,11 @@ type Reduced struct {
 	LossSum float64
 	Correct int
 	Samples int
-	// ReduceSeconds is how long the ring all-reduce took, among Ranks ranks (0 and 1 in a
-	// world of one, which reduces nothing).
+	// ReduceSeconds is how long the ring all-reduces of the step took together, buckets sent
+	// ahead included, among Ranks ranks (0 and 1 in a world of one, which reduces nothing).
 	ReduceSeconds float64
 	Ranks         int
+	Buckets       int // the reductions the gradient went in: the buckets sent ahead and the rest
 }
 
 // ReduceFailed: Aggregator -> Worker -> Node. The world's reduction of Step broke (a rank's
@@ -97,6 +110,9 @@ type StepDone struct {
 	ReduceSeconds float64
 	ReduceBytes   int64
 	Ranks         int
+	// Buckets counts the all-reduces the gradient went in: those started during the backward
+	// pass, as each bucket of trailing layers was finished, and the last one after it.
+	Buckets int
 }
 
 // EpochDone: Worker -> Node. An epoch ended; validation figures when the job holds some back.

@@ -53,10 +53,12 @@ type Options struct {
 	StopGrace time.Duration
 
 	// readerFault, workerFault and onBatch are test hooks: faults injected into the
-	// ShardReader and the Worker, and a look at every batch the Worker accepts.
-	readerFault func(step int64) bool
-	workerFault func(step int64) bool
-	onBatch     func(*BatchReady)
+	// ShardReader and the Worker, and a look at every batch the Worker accepts. bucketValues
+	// replaces the job's smallest gradient bucket sent ahead, in values (< 0: none).
+	readerFault  func(step int64) bool
+	workerFault  func(step int64) bool
+	onBatch      func(*BatchReady)
+	bucketValues int
 }
 
 // Start describes a run as it begins.
@@ -595,7 +597,12 @@ func (n *node) spawn(ctx actor.Context) {
 		norm: data.Normalize{Mean: n.job.Data.Mean, Std: n.job.Data.Std}, fault: n.opts.readerFault}
 	n.reader = n.spawnRole(ctx, "reader", func() actor.Actor { return newShardReader(rc, n.cursor) })
 	n.worker = n.spawnRole(ctx, "worker", func() actor.Actor {
-		return &worker{r: n.rep, reader: n.reader, aggregator: agg, ckpter: n.ckpter, onBatch: n.opts.onBatch, fault: n.opts.workerFault}
+		w := &worker{r: n.rep, reader: n.reader, aggregator: agg, ckpter: n.ckpter, onBatch: n.opts.onBatch, fault: n.opts.workerFault,
+			bucket: n.rep.job.Train.bucketValues()}
+		if n.opts.bucketValues != 0 {
+			w.bucket = n.opts.bucketValues
+		}
+		return w
 	})
 	if n.sn != nil {
 		n.coord = n.spawnRole(ctx, "coordinator", func() actor.Actor {

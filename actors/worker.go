@@ -163,6 +163,7 @@ type worker struct {
 	waiting                    int64      // the step whose answer is awaited; -1 when idle
 	onBatch                    func(*BatchReady)
 	fault                      func(step int64) bool // panics the worker when it says so (tests)
+	bucket                     int                   // the fewest values sent ahead; < 0: none
 }
 
 // Receive: startTraining, BatchReady, Reduced, stopTraining. A restarted incarnation asks
@@ -199,10 +200,7 @@ func (w *worker) Receive(ctx actor.Context) {
 		if w.onBatch != nil {
 			w.onBatch(msg)
 		}
-		// Forward and backward: the gradient of this rank's share of the global mean loss.
-		scale := 1 / float32(w.r.globalBatchLen(msg.Step))
-		lossSum, correct := w.r.model.TrainBatch(msg.Batch, scale, w.r.dropoutSeed(msg.Step))
-		ctx.Request(w.aggregator, &AllReduce{Stamp: msg.Stamp, Grads: w.r.model.Grads(), LossSum: lossSum, Correct: correct, Samples: msg.Batch.N})
+		w.compute(ctx, msg)
 	case *ReduceFailed:
 		if msg.Step == w.waiting && msg.Generation == w.r.generation {
 			w.waiting = -1
@@ -230,6 +228,33 @@ func (w *worker) Receive(ctx actor.Context) {
 			w.conclude(ctx, true, false, msg)
 		}
 	}
+}
+
+// defaultBucketValues is the fewest gradient values a bucket sent ahead holds unless the job
+// says otherwise (1 MiB): fewer and larger buckets waste less on per-reduction latency, more
+// and smaller ones start sooner.
+const defaultBucketValues = 1 << 18
+
+// compute runs forward and backward: the gradient of this rank's share of the global mean
+// loss. In a world of several ranks, the gradients of the last layers go to the Aggregator in
+// buckets as soon as the backward pass has finished them, so that their reduction overlaps
+// the backward pass of the layers before them; the AllReduce that follows carries the rest.
+func (w *worker) compute(ctx actor.Context, msg *BatchReady) {
+	scale := 1 / float32(w.r.globalBatchLen(msg.Step))
+	grads := w.r.model.Grads()
+	sent := len(grads) // grads[sent:] went ahead
+	var ready func(from int)
+	if w.r.ranks > 1 && w.bucket >= 0 {
+		ready = func(from int) {
+			if from > 0 && sent-from >= w.bucket {
+				ctx.Send(w.aggregator, &ReduceBucket{Stamp: msg.Stamp, Grads: grads[from:sent]})
+				sent = from
+			}
+		}
+	}
+	lossSum, correct := w.r.model.TrainBatchStreaming(msg.Batch, scale, w.r.dropoutSeed(msg.Step), ready)
+	ctx.Request(w.aggregator, &AllReduce{Stamp: msg.Stamp, Grads: grads, SentAhead: len(grads) - sent,
+		LossSum: lossSum, Correct: correct, Samples: msg.Batch.N})
 }
 
 // next asks for the batch of the cursor's step, or ends the run.
@@ -302,7 +327,7 @@ func (w *worker) apply(ctx actor.Context, msg *Reduced) {
 	w.r.epoch.Samples += msg.Samples
 	ctx.Send(ctx.Parent(), &StepDone{
 		Stamp: msg.Stamp, Epoch: w.epochOf(msg.Step), LR: lr, Samples: msg.Samples,
-		ReduceSeconds: msg.ReduceSeconds, ReduceBytes: 4 * int64(len(msg.Grads)), Ranks: max(msg.Ranks, 1),
+		ReduceSeconds: msg.ReduceSeconds, ReduceBytes: 4 * int64(len(msg.Grads)), Ranks: max(msg.Ranks, 1), Buckets: msg.Buckets,
 		Loss: msg.LossSum / float64(msg.Samples), Accuracy: float64(msg.Correct) / float64(msg.Samples),
 	})
 }

@@ -15,7 +15,7 @@ import (
 
 // runWorld runs job on size ranks of one static world, each rank a Run of its own (its own actor
 // system, its own collective endpoint on 127.0.0.1), all in this process.
-func runWorld(t *testing.T, job Job, size int) []*Result {
+func runWorld(t *testing.T, job Job, size int, opts Options) []*Result {
 	t.Helper()
 	eps := make([]*collective.Endpoint, size)
 	addrs := make([]string, size)
@@ -34,8 +34,9 @@ func runWorld(t *testing.T, job Job, size int) []*Result {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := &StaticWorld{Rank: r, Addrs: addrs, Endpoint: eps[r], Generation: 1}
-			results[r], errs[r] = Run(context.Background(), job, Options{World: w})
+			o := opts
+			o.World = &StaticWorld{Rank: r, Addrs: addrs, Endpoint: eps[r], Generation: 1}
+			results[r], errs[r] = Run(context.Background(), job, o)
 		}()
 	}
 	wg.Wait()
@@ -55,7 +56,9 @@ func TestThreeRanksFollowOneRank(t *testing.T) {
 	job.Checkpoint.Dir = ""
 	job.Train.Epochs = 2
 	one := mustRun(t, context.Background(), job, Options{})
-	three := runWorld(t, job, 3)
+	// Every layer's gradient goes ahead in a bucket of its own, so the buckets' reductions are
+	// checked against the one-process run too.
+	three := runWorld(t, job, 3, Options{bucketValues: 1})
 
 	// Per-step losses: float32 gradients summed in another order drift apart slowly; the run
 	// measured under 1e-7 relative over its 48 steps. 1e-5 leaves a hundredfold margin and stays
@@ -84,4 +87,44 @@ func TestThreeRanksFollowOneRank(t *testing.T) {
 		t.Fatalf("test accuracy %v on 3 ranks, %v alone", three[0].TestAccuracy, one.TestAccuracy)
 	}
 	t.Logf("largest relative loss difference over %d steps: %.2e", len(one.Losses), worst)
+}
+
+// TestBucketsSentAheadChangeNoBit runs two ranks with the gradient of every layer sent ahead as
+// its own bucket, and two ranks with none sent ahead: a sum of two values does not depend on
+// which segment of the ring it falls in, so both must end with the same parameters bit for bit
+// and the same per-step losses. The steps' reports show how many reductions each used.
+func TestBucketsSentAheadChangeNoBit(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	job := smallJob(t)
+	job.Model = compute.MLP(784, []int{32, 16}, 10) // three dense layers
+	job.Checkpoint.Dir = ""
+	job.Train.Epochs = 1
+	var mu sync.Mutex
+	counts := map[int]map[int]int{} // bucket size -> reductions per step -> steps
+	run := func(bucket int) []*Result {
+		counts[bucket] = map[int]int{}
+		return runWorld(t, job, 2, Options{bucketValues: bucket, OnStep: func(s *StepDone) {
+			mu.Lock()
+			counts[bucket][s.Buckets]++
+			mu.Unlock()
+		}})
+	}
+	ahead, whole := run(1), run(-1)
+	for r := range ahead {
+		if ahead[r].ParamsSHA256 != whole[r].ParamsSHA256 {
+			t.Fatalf("rank %d: parameters %s with buckets sent ahead, %s without", r, ahead[r].ParamsSHA256, whole[r].ParamsSHA256)
+		}
+		for i := range whole[r].Losses {
+			if ahead[r].Losses[i] != whole[r].Losses[i] {
+				t.Fatalf("rank %d step %d: loss %v with buckets sent ahead, %v without", r, i, ahead[r].Losses[i], whole[r].Losses[i])
+			}
+		}
+	}
+	steps := 2 * int(whole[0].Steps) // both ranks report every step
+	if got := counts[1][3]; got != steps {
+		t.Errorf("with every layer ahead: %v (reductions per step: steps), want all %d steps in 3", counts[1], steps)
+	}
+	if got := counts[-1][1]; got != steps {
+		t.Errorf("with nothing ahead: %v (reductions per step: steps), want all %d steps in 1", counts[-1], steps)
+	}
 }

@@ -46,6 +46,9 @@ type Model struct {
 	// respect to the input, left in inputGrad (tests check it).
 	keepInputGrad bool
 	inputGrad     []float32
+	// gradFrom[i] is where layer i's gradients start in grads, -1 for a
+	// layer without parameters.
+	gradFrom []int
 }
 
 // NewModel validates spec and builds the model: it allocates the flat
@@ -73,6 +76,7 @@ func newModel(spec ModelSpec, seed uint64, k kernels.Set) (*Model, error) {
 	for i, lp := range p.layers {
 		l := newLayer(lp, k)
 		m.layers = append(m.layers, l)
+		m.gradFrom = append(m.gradFrom, -1)
 		if d, ok := l.(*dropout); ok {
 			m.dropouts = append(m.dropouts, d)
 		}
@@ -81,6 +85,7 @@ func newModel(spec ModelSpec, seed uint64, k kernels.Set) (*Model, error) {
 			continue
 		}
 		end := offset + lp.numParams
+		m.gradFrom[i] = offset
 		pl.bind(m.params[offset:end], m.grads[offset:end])
 		pl.initialize(rand.New(rand.NewPCG(seed, uint64(i))), lp.spec.Init)
 		weight, bias := pl.paramShapes()
@@ -204,9 +209,28 @@ func (m *Model) forward(x []float32, n int, train bool) []float32 {
 //
 // It panics with an error wrapping ErrBadBatch when CheckBatch(b) fails.
 func (m *Model) TrainBatch(b Batch, lossScale float32, dropoutSeed uint64) (lossSum float64, correct int) {
+	return m.TrainBatchStreaming(b, lossScale, dropoutSeed, nil)
+}
+
+// TrainBatchStreaming is TrainBatch that also calls ready(from), when ready
+// is not nil, each time the backward pass has finished a layer with
+// parameters: Grads()[from:] then holds its final values and the rest is
+// still being written. A data-parallel step hands those trailing gradients
+// to its all-reduce while the earlier layers' are computed. from decreases
+// from call to call and the last call has from = 0; the sequence depends
+// only on the model, never on the batch (an empty batch makes the same
+// calls), so every rank of a world cuts the same buckets.
+func (m *Model) TrainBatchStreaming(b Batch, lossScale float32, dropoutSeed uint64, ready func(from int)) (lossSum float64, correct int) {
 	m.mustCheck(b)
 	if b.N == 0 {
 		clear(m.grads)
+		if ready != nil {
+			for i := len(m.layers) - 1; i >= 0; i-- {
+				if m.gradFrom[i] >= 0 {
+					ready(m.gradFrom[i])
+				}
+			}
+		}
 		return 0, 0
 	}
 	for i, d := range m.dropouts {
@@ -218,6 +242,9 @@ func (m *Model) TrainBatch(b Batch, lossScale float32, dropoutSeed uint64) (loss
 	dy := m.dlogits
 	for i := len(m.layers) - 1; i >= 0; i-- {
 		dy = m.layers[i].backward(dy, b.N, i > 0 || m.keepInputGrad)
+		if ready != nil && m.gradFrom[i] >= 0 {
+			ready(m.gradFrom[i])
+		}
 	}
 	m.inputGrad = dy
 	return lossSum, correct

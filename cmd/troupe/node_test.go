@@ -48,6 +48,7 @@ optimizer:
 train:
   epochs: 6
   batch_size: 60
+  bucket_kib: 4  # the last layer's gradient goes ahead in a bucket of its own
 `
 
 // nodeProc is one `troupe node` process: its stderr is read line by line so that a test or a
@@ -313,15 +314,30 @@ func writePeerJob(tb testing.TB) string {
 	return path
 }
 
-// singleNode trains the peer job in one process, as the reference the peers are held to.
-var singleNode = sync.OnceValues(func() (summary, error) {
+// longPeerJob is peerJob cut into six times as many, smaller steps (7,200): a scenario of
+// many world changes must not outlast the job, however fast the steps are.
+var longPeerJob = strings.Replace(peerJob, "batch_size: 60", "batch_size: 10", 1)
+
+// endlessPeerJob is peerJob for 200 epochs: for scenarios that stop their nodes themselves.
+var endlessPeerJob = strings.Replace(peerJob, "epochs: 6", "epochs: 200", 1)
+
+// singleNode trains a job in one process, as the reference the peers are held to; each job
+// is trained once per test binary.
+func singleNode(jobText string) (summary, error) {
+	once, _ := singleNodeRuns.LoadOrStore(jobText, sync.OnceValues(func() (summary, error) { return trainAlone(jobText) }))
+	return once.(func() (summary, error))()
+}
+
+var singleNodeRuns sync.Map // job text -> func() (summary, error)
+
+func trainAlone(jobText string) (summary, error) {
 	dir, err := os.MkdirTemp("", "troupe-single")
 	if err != nil {
 		return summary{}, err
 	}
 	defer os.RemoveAll(dir)
 	job := filepath.Join(dir, "peers.yaml")
-	if err := os.WriteFile(job, []byte(peerJob), 0o644); err != nil {
+	if err := os.WriteFile(job, []byte(jobText), 0o644); err != nil {
 		return summary{}, err
 	}
 	var out, errb syncBuffer
@@ -331,7 +347,7 @@ var singleNode = sync.OnceValues(func() (summary, error) {
 	var s summary
 	err = json.Unmarshal([]byte(out.String()), &s)
 	return s, err
-})
+}
 
 // The must-show scenario: three nodes start a job; a fourth joins; one leaves with SIGTERM, one
 // is killed with SIGKILL, one is frozen with SIGSTOP past the failure timeout and resumed. The
@@ -342,7 +358,7 @@ func TestPeersSurviveJoinLeaveKillAndFreeze(t *testing.T) {
 		t.Skip("runs four node processes")
 	}
 	bin := buildTroupe(t)
-	job := writePeerJob(t)
+	job := writeJob(t, t.TempDir(), "peers.yaml", longPeerJob)
 	a := startNode(t, bin, "A", "--bind", "127.0.0.1:0", "--job", job, "--min-nodes", "3")
 	seed := a.gossipAddr(t)
 	b := startNode(t, bin, "B", "--bind", "127.0.0.1:0", "--join", seed)
@@ -370,10 +386,12 @@ func TestPeersSurviveJoinLeaveKillAndFreeze(t *testing.T) {
 		d = startNode(t, bin, "D", "--bind", "127.0.0.1:0", "--join", b.gossipAddr(t)) // any member will do
 		return nil
 	}, 4)
+	// Never fewer than two members until the end: a node alone trains so fast that it could
+	// finish the job before the next change.
+	change("a freeze", func() error { return d.cmd.Process.Signal(syscall.SIGSTOP) }, 3)
+	change("the frozen node's return", func() error { return d.cmd.Process.Signal(syscall.SIGCONT) }, 4)
 	change("a graceful leave", func() error { return b.cmd.Process.Signal(syscall.SIGTERM) }, 3)
 	change("a kill", func() error { return c.cmd.Process.Kill() }, 2)
-	change("a freeze", func() error { return d.cmd.Process.Signal(syscall.SIGSTOP) }, 1) // a quorum of two: half, with the coordinator
-	change("the frozen node's return", func() error { return d.cmd.Process.Signal(syscall.SIGCONT) }, 2)
 
 	sa, sb, sd := a.finish(t), b.finish(t), d.finish(t)
 	if !sb.Left || sb.Steps >= sa.Steps {
@@ -393,7 +411,7 @@ func TestPeersSurviveJoinLeaveKillAndFreeze(t *testing.T) {
 	if sa.StepsRedone > 10 {
 		t.Errorf("A redid %d steps over %d world changes", sa.StepsRedone, sa.Generations-1)
 	}
-	ref, err := singleNode()
+	ref, err := singleNode(longPeerJob)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -672,12 +690,12 @@ func TestPreemptionNoticeDrainsANode(t *testing.T) {
 		t.Skip("runs two node processes")
 	}
 	bin := buildTroupe(t)
-	job := writePeerJob(t)
+	job := writeJob(t, t.TempDir(), "peers.yaml", endlessPeerJob) // A is told to go before the end
 	imds := noticetest.NewServer(notice.AWS)
 	defer imds.Close()
 	ckpt := t.TempDir()
-	a := startNode(t, bin, "A", "--bind", "127.0.0.1:0", "--job", job, "--min-nodes", "2", "--max-steps", "300",
-		"--checkpoint", ckpt, "--checkpoint-every", "1000")
+	a := startNode(t, bin, "A", "--bind", "127.0.0.1:0", "--job", job, "--min-nodes", "2",
+		"--checkpoint", ckpt, "--checkpoint-every", "10000")
 	b := startNode(t, bin, "B", "--bind", "127.0.0.1:0", "--join", a.gossipAddr(t),
 		"--preemption", "aws", "--metadata-url", imds.URL, "--notice-interval", "100ms")
 	w := a.awaitWorld(t, 1, 0)
@@ -707,7 +725,7 @@ func TestPreemptionNoticeDrainsANode(t *testing.T) {
 		t.Fatal(err)
 	}
 	sa := a.finish(t)
-	if !sa.Left || sa.Steps >= 300 || newestStep(t, ckpt) != sa.Steps || sa.Checkpoints != 1 {
+	if !sa.Left || newestStep(t, ckpt) != sa.Steps || sa.Checkpoints != 1 {
 		t.Fatalf("the last member left at step %d (left=%v) with %d checkpoints written, the newest at step %d: want one, at the step it reached",
 			sa.Steps, sa.Left, sa.Checkpoints, newestStep(t, ckpt))
 	}
