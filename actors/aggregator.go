@@ -18,7 +18,7 @@ type aggregator struct {
 	plane      *dataPlane       // on a peer: where the rings of new worlds come from
 	generation uint64
 	stats      [3]float32 // loss sum, correct, samples: reduced beside the gradient
-	ahead aheadBuckets
+	ahead      aheadBuckets
 }
 
 // aheadBuckets is what became of the buckets of one step: the time their reductions took
