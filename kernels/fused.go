@@ -14,10 +14,11 @@ import "math"
 // Gemm output. It equals AddRowVector followed by Relu, bit for bit.
 func BiasRelu(c, bias []float32) {
 	rows := rowsOf(c, len(bias))
+	done := biasReluVector(c, bias, rows) // the columns the vector loop did
 	for i := range rows {
 		row := c[i*len(bias):][:len(bias)]
-		for j, b := range bias {
-			row[j] = max(row[j]+b, 0)
+		for j := done; j < len(bias); j++ {
+			row[j] = max(row[j]+bias[j], 0)
 		}
 	}
 }
@@ -56,10 +57,11 @@ func ReluBiasGrad(dz, db, dy, y []float32) {
 	checkSameLength(dz, dy, y)
 	rows := rowsOf(dz, len(db))
 	clear(db)
+	done := reluBiasGradVector(dz, db, dy, y, rows) // the columns the vector loop did
 	for i := range rows {
 		off := i * len(db)
 		zr, dr, yr := dz[off:][:len(db)], dy[off:][:len(db)], y[off:][:len(db)]
-		for j := range db {
+		for j := done; j < len(db); j++ {
 			v := reluMask(dr[j], yr[j])
 			zr[j] = v
 			db[j] += v
