@@ -15,7 +15,7 @@ import (
 
 // runWorld runs job on size ranks of one static world, each rank a Run of its own (its own actor
 // system, its own collective endpoint on 127.0.0.1), all in this process.
-func runWorld(t *testing.T, job Job, size int, opts Options) []*Result {
+func runWorld(t testing.TB, job Job, size int, opts Options) []*Result {
 	t.Helper()
 	eps := make([]*collective.Endpoint, size)
 	addrs := make([]string, size)
