@@ -49,6 +49,8 @@ var layers = []struct {
 	// internal/parallel (worker goroutines) sits below every layer that computes.
 	{pkg: module + "/internal/parallel", BadDeps: shellDeps, BadImports: stdlibBans},
 	{pkg: module + "/compute/optim", BadDeps: shellDeps, Allow: []string{module + "/internal/parallel"}, BadImports: stdlibBans},
+	{pkg: module + "/compute/prune", BadDeps: shellDeps, BadImports: stdlibBans},
+	{pkg: module + "/compute/privacy", BadDeps: shellDeps, BadImports: stdlibBans},
 	{pkg: module + "/kernels", BadDeps: shellDeps, Allow: []string{module + "/internal/parallel"}, BadImports: stdlibBans},
 	{pkg: module + "/compute", BadDeps: shellDeps, Allow: []string{module + "/kernels", module + "/internal/parallel"}, BadImports: stdlibBans},
 	// data and checkpoint do file I/O (that is their job) but know nothing of the layers around them.

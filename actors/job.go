@@ -13,6 +13,7 @@ import (
 
 	"github.com/troupe-ml/troupe/compute"
 	"github.com/troupe-ml/troupe/compute/optim"
+	"github.com/troupe-ml/troupe/compute/prune"
 )
 
 // Job is everything a training run needs to know, as a job file holds it. It is plain data so
@@ -25,6 +26,8 @@ type Job struct {
 	Optimizer  optim.Config      `yaml:"optimizer" json:"optimizer"`
 	Train      TrainSpec         `yaml:"train" json:"train"`
 	Checkpoint CheckpointSpec    `yaml:"checkpoint" json:"checkpoint"`
+	// Prune, when set, prunes the weights by magnitude while training (biases are kept).
+	Prune *prune.Config `yaml:"prune,omitempty" json:"prune,omitempty"`
 }
 
 // DataSpec says where the samples come from and how they are prepared.
@@ -208,6 +211,11 @@ func (j *Job) Validate() error {
 	}
 	if err := j.Optimizer.Validate(); err != nil {
 		return bad("optimizer: %v", err)
+	}
+	if j.Prune != nil {
+		if err := j.Prune.Validate(); err != nil {
+			return bad("prune: %v", err)
+		}
 	}
 	if j.Checkpoint.Keep == 0 {
 		j.Checkpoint.Keep = 3

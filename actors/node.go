@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -15,6 +16,7 @@ import (
 	"github.com/troupe-ml/troupe/cluster/wire"
 	"github.com/troupe-ml/troupe/compute"
 	"github.com/troupe-ml/troupe/compute/optim"
+	"github.com/troupe-ml/troupe/compute/prune"
 	"github.com/troupe-ml/troupe/data"
 	"github.com/troupe-ml/troupe/sched"
 )
@@ -99,6 +101,9 @@ type Result struct {
 	StoppedEarly        bool
 	BestEpoch           int
 	ParamsSHA256        string // digest of the final parameters (ParamsDigest)
+	// With pruning: the share of zeros among the final weights, over all and per tensor.
+	Sparsity         float64
+	SparsityPerLayer []prune.LayerSparsity
 
 	// On a peer: the worlds this node trained in, the members that joined and left them
 	// after the first, and the steps whose work a world change threw away.
@@ -239,6 +244,9 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 	_ = system.Root.StopFuture(pid).Wait()
 	res.WallSeconds = time.Since(began).Seconds()
 	res.ParamsSHA256 = ParamsDigest(rep.model.Params())
+	if rep.pruner != nil {
+		res.SparsityPerLayer, res.Sparsity = prune.Report(rep.model.Params(), prunedTensors(rep.model))
+	}
 	res.StepsRedone = rep.redone
 	res.SnapshotCopySeconds = rep.snapshotCopy.Seconds()
 	if res.TrainSeconds > 0 {
@@ -347,6 +355,21 @@ func jobInputSize(job Job) int {
 	return n
 }
 
+// prunedTensors are the tensors pruning acts on: the weights of a model, not its biases.
+func prunedTensors(m *compute.Model) []prune.Tensor {
+	var ts []prune.Tensor
+	for _, v := range m.ParamViews() {
+		if strings.HasSuffix(v.Name, ".weight") {
+			n := 1
+			for _, d := range v.Shape {
+				n *= d
+			}
+			ts = append(ts, prune.Tensor{Name: v.Name, Offset: v.Offset, Len: n})
+		}
+	}
+	return ts
+}
+
 // newReplica builds the model, optimizer and plan of a job, and gathers its held-out sets.
 func newReplica(job Job, train, val, test *data.Dataset) (*replica, error) {
 	model, err := compute.NewModel(job.Model, job.Seed)
@@ -370,6 +393,11 @@ func newReplica(job Job, train, val, test *data.Dataset) (*replica, error) {
 		spare: make(chan *checkpoint.Snapshot, 1)}
 	if job.Train.EarlyStopping != nil {
 		r.stopper = optim.NewTracker(*job.Train.EarlyStopping)
+	}
+	if job.Prune != nil {
+		if r.pruner, err = prune.New(*job.Prune, len(model.Params()), prunedTensors(model)); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadJob, err)
+		}
 	}
 	norm := data.Normalize{Mean: job.Data.Mean, Std: job.Data.Std}
 	if r.test, err = gatherAll(test, norm); err != nil {

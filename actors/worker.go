@@ -11,6 +11,7 @@ import (
 	"github.com/troupe-ml/troupe/checkpoint"
 	"github.com/troupe-ml/troupe/compute"
 	"github.com/troupe-ml/troupe/compute/optim"
+	"github.com/troupe-ml/troupe/compute/prune"
 	"github.com/troupe-ml/troupe/data"
 	"github.com/troupe-ml/troupe/sched"
 )
@@ -31,6 +32,7 @@ type replica struct {
 	model   *compute.Model
 	opt     optim.Optimizer
 	stopper *optim.Tracker // nil without early stopping
+	pruner  *prune.Pruner  // nil without pruning
 
 	step  int64 // the next step to run: the data cursor
 	epoch epochStats
@@ -101,6 +103,20 @@ func (r *replica) snapshot() *checkpoint.Snapshot {
 	return s
 }
 
+// maskGrads zeroes the gradients of pruned weights in grads[lo:hi] before they are reduced.
+func (r *replica) maskGrads(grads []float32, lo, hi int) {
+	if r.pruner != nil {
+		r.pruner.MaskGrads(grads, lo, hi)
+	}
+}
+
+// restorePruning finds the masks again in restored parameters.
+func (r *replica) restorePruning() {
+	if r.pruner != nil {
+		r.pruner.Restore(r.step, r.model.Params())
+	}
+}
+
 // copyInto copies src into dst when dst has its length, or into a new slice.
 func copyInto(dst, src []float32) []float32 {
 	if len(dst) != len(src) {
@@ -132,6 +148,7 @@ func (r *replica) restore(s *checkpoint.Snapshot) error {
 	}
 	copy(r.model.Params(), s.Params)
 	r.step, r.epoch = s.Step, stats
+	r.restorePruning()
 	return nil
 }
 
@@ -247,12 +264,14 @@ func (w *worker) compute(ctx actor.Context, msg *BatchReady) {
 	if w.r.ranks > 1 && w.bucket >= 0 {
 		ready = func(from int) {
 			if from > 0 && sent-from >= w.bucket {
+				w.r.maskGrads(grads, from, sent)
 				ctx.Send(w.aggregator, &ReduceBucket{Stamp: msg.Stamp, Grads: grads[from:sent]})
 				sent = from
 			}
 		}
 	}
 	lossSum, correct := w.r.model.TrainBatchStreaming(msg.Batch, scale, w.r.dropoutSeed(msg.Step), ready)
+	w.r.maskGrads(grads, 0, sent)
 	ctx.Request(w.aggregator, &AllReduce{Stamp: msg.Stamp, Grads: grads, SentAhead: len(grads) - sent,
 		LossSum: lossSum, Correct: correct, Samples: msg.Batch.N})
 }
@@ -322,6 +341,10 @@ func (w *worker) apply(ctx actor.Context, msg *Reduced) {
 	lr := cfg.Schedule.LR(cfg.LR, int(msg.Step), int(w.r.spanSteps))
 	w.r.opt.Step(w.r.model.Params(), msg.Grads, lr)
 	w.r.step++
+	if p := w.r.pruner; p != nil {
+		p.MaskParams(w.r.model.Params()) // momentum moves pruned weights too
+		p.Prune(w.r.step, w.r.model.Params())
+	}
 	w.r.epoch.LossSum += msg.LossSum
 	w.r.epoch.Correct += msg.Correct
 	w.r.epoch.Samples += msg.Samples
@@ -504,5 +527,6 @@ func (r *replica) installState(s []float32) error {
 	copy(params, s[stateHeader:])
 	r.step = int64(h[0])
 	r.epoch = epochStats{LossSum: math.Float64frombits(h[2]), Correct: int(h[3]), Samples: int(h[4])}
+	r.restorePruning()
 	return nil
 }

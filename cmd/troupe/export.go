@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -162,7 +163,32 @@ func runExport(f exportFlags, out string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "exported %s (step %d) of job %q to %s: %d tensors, %d parameters\n",
 		name, snap.Step, job.Name, out, len(tensors), model.NumParams())
+	if job.Prune != nil {
+		reportSparsity(stdout, named)
+	}
 	return nil
+}
+
+// reportSparsity says how many zeros each weight tensor of a pruned model holds, by the names
+// the exported file gives them: the tensors are written dense, zeros included.
+func reportSparsity(w io.Writer, named []compute.NamedTensor) {
+	var lines []string
+	zeros, total := 0, 0
+	for _, t := range named {
+		if !strings.HasSuffix(t.Name, ".weight") {
+			continue
+		}
+		z := 0
+		for _, v := range t.Data {
+			if v == 0 {
+				z++
+			}
+		}
+		lines = append(lines, fmt.Sprintf("  %s: %d of %d zero (%.4f)", t.Name, z, len(t.Data), float64(z)/float64(max(len(t.Data), 1))))
+		zeros += z
+		total += len(t.Data)
+	}
+	fmt.Fprintf(w, "sparsity %.4f of the weights\n%s\n", float64(zeros)/float64(max(total, 1)), strings.Join(lines, "\n"))
 }
 
 // writeFileAtomic writes data to a temporary file next to path and renames it into place, so

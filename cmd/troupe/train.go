@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/troupe-ml/troupe/actors"
+	"github.com/troupe-ml/troupe/compute/prune"
 )
 
 // trainFlags are the command line's own settings; the flags that override the job file live
@@ -201,6 +202,9 @@ type summary struct {
 	StoppedEarly        bool           `json:"stopped_early"`
 	BestEpoch           int            `json:"best_epoch,omitempty"`
 	ParamsSHA256        string         `json:"params_sha256"`
+	// With pruning: the share of zero weights, over all pruned tensors and per tensor.
+	Sparsity         *float64              `json:"sparsity,omitempty"`
+	SparsityPerLayer []prune.LayerSparsity `json:"sparsity_per_layer,omitempty"`
 }
 
 // newSummary gathers what a run reports.
@@ -218,6 +222,9 @@ func newSummary(res *actors.Result, params int) summary {
 	}
 	if res.ResumedFrom != "" {
 		out.ResumedFromStep = res.StartStep
+	}
+	if res.SparsityPerLayer != nil {
+		out.Sparsity, out.SparsityPerLayer = &res.Sparsity, res.SparsityPerLayer
 	}
 	for _, s := range res.Skipped {
 		out.SkippedBroken = append(out.SkippedBroken, s.Name+": "+s.Reason)
@@ -302,6 +309,13 @@ func printSummary(w io.Writer, s summary) {
 	}
 	if s.StoppedEarly {
 		fmt.Fprintf(w, "  stopped early; weights of epoch %d restored\n", s.BestEpoch+1)
+	}
+	if s.Sparsity != nil {
+		fmt.Fprintf(w, "  sparsity %.4f of the weights:", *s.Sparsity)
+		for _, l := range s.SparsityPerLayer {
+			fmt.Fprintf(w, " %s %.4f", l.Name, l.Sparsity)
+		}
+		fmt.Fprintln(w)
 	}
 }
 
