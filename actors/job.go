@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 
 	"go.yaml.in/yaml/v3"
@@ -28,6 +29,30 @@ type Job struct {
 	Checkpoint CheckpointSpec    `yaml:"checkpoint" json:"checkpoint"`
 	// Prune, when set, prunes the weights by magnitude while training (biases are kept).
 	Prune *prune.Config `yaml:"prune,omitempty" json:"prune,omitempty"`
+	// Privacy, when set, trains with DP-SGD.
+	Privacy *PrivacySpec `yaml:"privacy,omitempty" json:"privacy,omitempty"`
+}
+
+// PrivacySpec is DP-SGD: every sample's gradient clipped to ClipNorm, Gaussian noise of
+// standard deviation NoiseMultiplier·ClipNorm added once to the sum of each global step, and
+// the privacy spent accounted as (epsilon, Delta) with a Rényi-DP accountant that takes each
+// step as the Poisson-subsampled Gaussian mechanism at rate batch_size / training samples.
+type PrivacySpec struct {
+	NoiseMultiplier float64 `yaml:"noise_multiplier" json:"noise_multiplier"`
+	ClipNorm        float64 `yaml:"clip_norm" json:"clip_norm"`
+	Delta           float64 `yaml:"delta" json:"delta"`
+}
+
+func (p *PrivacySpec) validate() error {
+	switch {
+	case !(p.NoiseMultiplier > 0) || math.IsInf(p.NoiseMultiplier, 0):
+		return fmt.Errorf("noise_multiplier must be > 0, got %v", p.NoiseMultiplier)
+	case !(p.ClipNorm > 0) || math.IsInf(p.ClipNorm, 0):
+		return fmt.Errorf("clip_norm must be > 0, got %v", p.ClipNorm)
+	case !(p.Delta > 0 && p.Delta < 1):
+		return fmt.Errorf("delta must be in (0, 1), got %v", p.Delta)
+	}
+	return nil
 }
 
 // DataSpec says where the samples come from and how they are prepared.
@@ -215,6 +240,11 @@ func (j *Job) Validate() error {
 	if j.Prune != nil {
 		if err := j.Prune.Validate(); err != nil {
 			return bad("prune: %v", err)
+		}
+	}
+	if j.Privacy != nil {
+		if err := j.Privacy.validate(); err != nil {
+			return bad("privacy: %v", err)
 		}
 	}
 	if j.Checkpoint.Keep == 0 {

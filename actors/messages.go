@@ -126,6 +126,7 @@ type EpochDone struct {
 	HasVal        bool
 	Stop          bool    // early stopping says the run is over
 	EvalSeconds   float64 // time spent evaluating, left out of the training throughput
+	Epsilon       float64 // with DP-SGD: the privacy spent so far, at the job's delta
 }
 
 // TrainingDone: Worker -> Node. The run ended (finished, stopped early or interrupted); the

@@ -104,6 +104,10 @@ type Result struct {
 	// With pruning: the share of zeros among the final weights, over all and per tensor.
 	Sparsity         float64
 	SparsityPerLayer []prune.LayerSparsity
+	// With DP-SGD: the privacy spent by every step up to the final one, as (Epsilon, Delta),
+	// and the samples of this run whose gradient clipping scaled down.
+	Epsilon, Delta float64
+	SamplesClipped int64
 
 	// On a peer: the worlds this node trained in, the members that joined and left them
 	// after the first, and the steps whose work a world change threw away.
@@ -246,6 +250,9 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 	res.ParamsSHA256 = ParamsDigest(rep.model.Params())
 	if rep.pruner != nil {
 		res.SparsityPerLayer, res.Sparsity = prune.Report(rep.model.Params(), prunedTensors(rep.model))
+	}
+	if rep.dp != nil {
+		res.Epsilon, res.Delta, res.SamplesClipped = rep.dp.epsilon(), rep.dp.spec.Delta, rep.dp.clipped
 	}
 	res.StepsRedone = rep.redone
 	res.SnapshotCopySeconds = rep.snapshotCopy.Seconds()
@@ -393,6 +400,11 @@ func newReplica(job Job, train, val, test *data.Dataset) (*replica, error) {
 		spare: make(chan *checkpoint.Snapshot, 1)}
 	if job.Train.EarlyStopping != nil {
 		r.stopper = optim.NewTracker(*job.Train.EarlyStopping)
+	}
+	if job.Privacy != nil {
+		if r.dp, err = newDPState(*job.Privacy, model); err != nil {
+			return nil, err
+		}
 	}
 	if job.Prune != nil {
 		if r.pruner, err = prune.New(*job.Prune, len(model.Params()), prunedTensors(model)); err != nil {

@@ -33,6 +33,7 @@ type replica struct {
 	opt     optim.Optimizer
 	stopper *optim.Tracker // nil without early stopping
 	pruner  *prune.Pruner  // nil without pruning
+	dp      *dpState       // nil without DP-SGD
 
 	step  int64 // the next step to run: the data cursor
 	epoch epochStats
@@ -103,17 +104,26 @@ func (r *replica) snapshot() *checkpoint.Snapshot {
 	return s
 }
 
-// maskGrads zeroes the gradients of pruned weights in grads[lo:hi] before they are reduced.
-func (r *replica) maskGrads(grads []float32, lo, hi int) {
+// beforeReduce readies grads[lo:hi], this rank's gradient scaled by scale, for the
+// all-reduce: pruned weights' gradients are zeroed, and with DP-SGD rank 0 adds the step's
+// noise, so that the world's sum holds it exactly once.
+func (r *replica) beforeReduce(grads []float32, lo, hi int, scale float32) {
 	if r.pruner != nil {
 		r.pruner.MaskGrads(grads, lo, hi)
 	}
+	if r.dp != nil && r.rank == 0 {
+		r.dp.addNoise(grads[lo:hi], float64(scale))
+	}
 }
 
-// restorePruning finds the masks again in restored parameters.
-func (r *replica) restorePruning() {
+// restoreDerived rebuilds what restored state implies: pruning masks from the parameters'
+// zeros, the privacy accountant from the steps taken.
+func (r *replica) restoreDerived() {
 	if r.pruner != nil {
 		r.pruner.Restore(r.step, r.model.Params())
+	}
+	if r.dp != nil {
+		r.dp.accountUpTo(r, r.step)
 	}
 }
 
@@ -148,7 +158,7 @@ func (r *replica) restore(s *checkpoint.Snapshot) error {
 	}
 	copy(r.model.Params(), s.Params)
 	r.step, r.epoch = s.Step, stats
-	r.restorePruning()
+	r.restoreDerived()
 	return nil
 }
 
@@ -264,14 +274,22 @@ func (w *worker) compute(ctx actor.Context, msg *BatchReady) {
 	if w.r.ranks > 1 && w.bucket >= 0 {
 		ready = func(from int) {
 			if from > 0 && sent-from >= w.bucket {
-				w.r.maskGrads(grads, from, sent)
+				w.r.beforeReduce(grads, from, sent, scale)
 				ctx.Send(w.aggregator, &ReduceBucket{Stamp: msg.Stamp, Grads: grads[from:sent]})
 				sent = from
 			}
 		}
 	}
-	lossSum, correct := w.r.model.TrainBatchStreaming(msg.Batch, scale, w.r.dropoutSeed(msg.Step), ready)
-	w.r.maskGrads(grads, 0, sent)
+	var lossSum float64
+	var correct int
+	if dp := w.r.dp; dp != nil {
+		var clipped int
+		lossSum, correct, clipped = w.r.model.TrainBatchClipped(msg.Batch, scale, w.r.dropoutSeed(msg.Step), dp.spec.ClipNorm, ready)
+		dp.clipped += int64(clipped)
+	} else {
+		lossSum, correct = w.r.model.TrainBatchStreaming(msg.Batch, scale, w.r.dropoutSeed(msg.Step), ready)
+	}
+	w.r.beforeReduce(grads, 0, sent, scale)
 	ctx.Request(w.aggregator, &AllReduce{Stamp: msg.Stamp, Grads: grads, SentAhead: len(grads) - sent,
 		LossSum: lossSum, Correct: correct, Samples: msg.Batch.N})
 }
@@ -341,6 +359,9 @@ func (w *worker) apply(ctx actor.Context, msg *Reduced) {
 	lr := cfg.Schedule.LR(cfg.LR, int(msg.Step), int(w.r.spanSteps))
 	w.r.opt.Step(w.r.model.Params(), msg.Grads, lr)
 	w.r.step++
+	if w.r.dp != nil {
+		w.r.dp.accountUpTo(w.r, w.r.step)
+	}
 	if p := w.r.pruner; p != nil {
 		p.MaskParams(w.r.model.Params()) // momentum moves pruned weights too
 		p.Prune(w.r.step, w.r.model.Params())
@@ -384,6 +405,9 @@ func (w *worker) endEpoch(ctx actor.Context, stamp Stamp) (stop bool) {
 	done := &EpochDone{Stamp: stamp, Epoch: w.epochOf(stamp.Step),
 		TrainLoss: st.LossSum / float64(max(st.Samples, 1)), TrainAccuracy: float64(st.Correct) / float64(max(st.Samples, 1))}
 	w.r.epoch = epochStats{}
+	if w.r.dp != nil {
+		done.Epsilon = w.r.dp.epsilon()
+	}
 	if w.r.val.N > 0 {
 		t := time.Now()
 		done.ValLoss, done.ValAccuracy = w.evaluate(w.r.val)
@@ -527,6 +551,6 @@ func (r *replica) installState(s []float32) error {
 	copy(params, s[stateHeader:])
 	r.step = int64(h[0])
 	r.epoch = epochStats{LossSum: math.Float64frombits(h[2]), Correct: int(h[3]), Samples: int(h[4])}
-	r.restorePruning()
+	r.restoreDerived()
 	return nil
 }

@@ -80,6 +80,9 @@ type dense struct {
 	// receives the gradient with respect to that and masks it into dz.
 	relu bool
 	dz   []float32
+	// gz is the gradient with respect to x·Wᵀ + b of the last backward pass (dz, or dy
+	// without a folded ReLU), kept for per-sample gradient norms.
+	gz []float32
 }
 
 func (d *dense) bind(params, grads []float32) {
@@ -117,6 +120,7 @@ func (d *dense) backward(dy []float32, n int, needDx bool) []float32 {
 	} else {
 		d.k.ColSums(d.db, dy)
 	}
+	d.gz = dy
 	d.k.Gemm(true, false, d.out, d.in, n, 1, dy, d.out, d.x, d.in, 0, d.dw, d.in)
 	if !needDx {
 		return nil
@@ -124,6 +128,22 @@ func (d *dense) backward(dy []float32, n int, needDx bool) []float32 {
 	d.dx = grow(d.dx, n*d.in)
 	d.k.Gemm(false, false, n, d.in, d.out, 1, dy, d.out, d.w, d.in, 0, d.dx, d.in)
 	return d.dx
+}
+
+// addSampleNormsSq adds to acc[i] the squared L2 norm of sample i's share of the last
+// backward pass's gradients of W and b: sample i contributes gzᵢ ⊗ xᵢ to dW and gzᵢ to db,
+// whose squared norms are ‖gzᵢ‖²·‖xᵢ‖² and ‖gzᵢ‖², so no per-sample gradient is formed.
+func (d *dense) addSampleNormsSq(n int, acc []float64) {
+	for i := range n {
+		var g2, x2 float64
+		for _, v := range d.gz[i*d.out : (i+1)*d.out] {
+			g2 += float64(v) * float64(v)
+		}
+		for _, v := range d.x[i*d.in : (i+1)*d.in] {
+			x2 += float64(v) * float64(v)
+		}
+		acc[i] += g2 * (x2 + 1)
+	}
 }
 
 // relu is y = max(x, 0). When folded into the layer before it (fused),

@@ -3,6 +3,7 @@ package compute
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 
 	"github.com/troupe-ml/troupe/kernels"
@@ -49,6 +50,7 @@ type Model struct {
 	// gradFrom[i] is where layer i's gradients start in grads, -1 for a
 	// layer without parameters.
 	gradFrom []int
+	normsSq  []float64 // per-sample squared gradient norms (TrainBatchClipped)
 }
 
 // NewModel validates spec and builds the model: it allocates the flat
@@ -239,15 +241,102 @@ func (m *Model) TrainBatchStreaming(b Batch, lossScale float32, dropoutSeed uint
 	logits := m.forward(b.X, b.N, true)
 	m.dlogits = grow(m.dlogits, len(logits))
 	lossSum, correct = m.lossRows(logits, b, 0, b.N, lossScale, m.dlogits)
+	m.backward(b.N, ready)
+	return lossSum, correct
+}
+
+// sampleNormer is a layer with parameters that can tell each sample's squared gradient norm
+// from its last backward pass (dense layers can; convolutions share weights across
+// positions, so theirs would need the per-sample gradients themselves).
+type sampleNormer interface {
+	addSampleNormsSq(n int, acc []float64)
+}
+
+// ErrNoPerSampleClipping is returned by CanClipPerSample for models with a layer whose
+// per-sample gradient norms are not computed.
+var ErrNoPerSampleClipping = errors.New("compute: per-sample gradient clipping needs every layer with parameters to be dense")
+
+// CanClipPerSample says whether TrainBatchClipped works on this model.
+func (m *Model) CanClipPerSample() error {
+	for i, l := range m.layers {
+		if _, ok := l.(paramLayer); !ok {
+			continue
+		}
+		if _, ok := l.(sampleNormer); !ok {
+			return fmt.Errorf("%w: layer %d is %s", ErrNoPerSampleClipping, i, m.plan.layers[i].spec.Type)
+		}
+	}
+	return nil
+}
+
+// TrainBatchClipped is TrainBatchStreaming for DP-SGD: each sample's gradient is scaled down to
+// L2 norm at most clip before the samples are summed, so Grads() becomes
+// lossScale · Σᵢ min(1, clip/‖gᵢ‖) gᵢ, gᵢ the gradient of sample i's loss. It returns the
+// number of samples it scaled down besides the loss sum and the correct count.
+//
+// It takes two backward passes: the first finds every sample's norm (dense layers compute it
+// from what backward keeps, without forming per-sample gradients); a sample's gradient is
+// linear in its loss gradient, so the second pass, run on loss gradients scaled row by row,
+// gives the clipped sum. ready sees only the second pass. It panics when CanClipPerSample
+// fails or clip is not positive.
+func (m *Model) TrainBatchClipped(b Batch, lossScale float32, dropoutSeed uint64, clip float64, ready func(from int)) (lossSum float64, correct, clipped int) {
+	if err := m.CanClipPerSample(); err != nil {
+		panic(err)
+	}
+	if !(clip > 0) {
+		panic(fmt.Sprintf("compute: clip norm must be > 0, got %v", clip))
+	}
+	m.mustCheck(b)
+	if b.N == 0 {
+		lossSum, correct = m.TrainBatchStreaming(b, lossScale, dropoutSeed, ready)
+		return lossSum, correct, 0
+	}
+	for i, d := range m.dropouts {
+		d.seed(dropoutSeed, uint64(i))
+	}
+	logits := m.forward(b.X, b.N, true)
+	m.dlogits = grow(m.dlogits, len(logits))
+	lossSum, correct = m.lossRows(logits, b, 0, b.N, lossScale, m.dlogits)
+	m.backward(b.N, nil)
+	m.normsSq = growFloat64(m.normsSq, b.N)
+	clear(m.normsSq)
+	for _, l := range m.layers {
+		if sn, ok := l.(sampleNormer); ok {
+			sn.addSampleNormsSq(b.N, m.normsSq)
+		}
+	}
+	out := m.outSize
+	for i, sq := range m.normsSq {
+		norm := math.Sqrt(sq) / float64(lossScale) // the unscaled loss's gradient norm
+		if norm > clip {
+			clipped++
+			f := float32(clip / norm)
+			for j := range m.dlogits[i*out : (i+1)*out] {
+				m.dlogits[i*out+j] *= f
+			}
+		}
+	}
+	m.backward(b.N, ready)
+	return lossSum, correct, clipped
+}
+
+// backward runs the chain backwards from m.dlogits, calling ready as TrainBatchStreaming says.
+func (m *Model) backward(n int, ready func(from int)) {
 	dy := m.dlogits
 	for i := len(m.layers) - 1; i >= 0; i-- {
-		dy = m.layers[i].backward(dy, b.N, i > 0 || m.keepInputGrad)
+		dy = m.layers[i].backward(dy, n, i > 0 || m.keepInputGrad)
 		if ready != nil && m.gradFrom[i] >= 0 {
 			ready(m.gradFrom[i])
 		}
 	}
 	m.inputGrad = dy
-	return lossSum, correct
+}
+
+func growFloat64(s []float64, n int) []float64 {
+	if cap(s) < n {
+		return make([]float64, n)
+	}
+	return s[:n]
 }
 
 // Evaluate runs inference (dropout off) over b in chunks of at most chunk

@@ -99,6 +99,9 @@ func (p *progress) epoch(e *actors.EpochDone) {
 	if e.HasVal {
 		line += fmt.Sprintf(", validation loss %.4f acc %.4f", e.ValLoss, e.ValAccuracy)
 	}
+	if e.Epsilon > 0 {
+		line += fmt.Sprintf(", privacy spent epsilon %.3f", e.Epsilon)
+	}
 	if e.Stop {
 		line += " (early stop)"
 	}

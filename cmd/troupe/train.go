@@ -205,6 +205,10 @@ type summary struct {
 	// With pruning: the share of zero weights, over all pruned tensors and per tensor.
 	Sparsity         *float64              `json:"sparsity,omitempty"`
 	SparsityPerLayer []prune.LayerSparsity `json:"sparsity_per_layer,omitempty"`
+	// With DP-SGD: the privacy spent, (epsilon, delta), and the samples clipping scaled down.
+	Epsilon        *float64 `json:"epsilon,omitempty"`
+	Delta          *float64 `json:"delta,omitempty"`
+	SamplesClipped *int64   `json:"samples_clipped,omitempty"`
 }
 
 // newSummary gathers what a run reports.
@@ -225,6 +229,9 @@ func newSummary(res *actors.Result, params int) summary {
 	}
 	if res.SparsityPerLayer != nil {
 		out.Sparsity, out.SparsityPerLayer = &res.Sparsity, res.SparsityPerLayer
+	}
+	if res.Delta > 0 {
+		out.Epsilon, out.Delta, out.SamplesClipped = &res.Epsilon, &res.Delta, &res.SamplesClipped
 	}
 	for _, s := range res.Skipped {
 		out.SkippedBroken = append(out.SkippedBroken, s.Name+": "+s.Reason)
@@ -309,6 +316,9 @@ func printSummary(w io.Writer, s summary) {
 	}
 	if s.StoppedEarly {
 		fmt.Fprintf(w, "  stopped early; weights of epoch %d restored\n", s.BestEpoch+1)
+	}
+	if s.Epsilon != nil {
+		fmt.Fprintf(w, "  DP-SGD: epsilon %.3f at delta %g; %d samples clipped\n", *s.Epsilon, *s.Delta, *s.SamplesClipped)
 	}
 	if s.Sparsity != nil {
 		fmt.Fprintf(w, "  sparsity %.4f of the weights:", *s.Sparsity)
