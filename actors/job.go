@@ -31,6 +31,8 @@ type Job struct {
 	Prune *prune.Config `yaml:"prune,omitempty" json:"prune,omitempty"`
 	// Privacy, when set, trains with DP-SGD.
 	Privacy *PrivacySpec `yaml:"privacy,omitempty" json:"privacy,omitempty"`
+	// Distill, when set, trains the model as the student of a teacher model.
+	Distill *DistillSpec `yaml:"distill,omitempty" json:"distill,omitempty"`
 }
 
 // PrivacySpec is DP-SGD: every sample's gradient clipped to ClipNorm, Gaussian noise of
@@ -240,6 +242,11 @@ func (j *Job) Validate() error {
 	if j.Prune != nil {
 		if err := j.Prune.Validate(); err != nil {
 			return bad("prune: %v", err)
+		}
+	}
+	if j.Distill != nil {
+		if err := j.Distill.validate(); err != nil {
+			return bad("distill: %v", err)
 		}
 	}
 	if j.Privacy != nil {

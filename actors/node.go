@@ -401,6 +401,11 @@ func newReplica(job Job, train, val, test *data.Dataset) (*replica, error) {
 	if job.Train.EarlyStopping != nil {
 		r.stopper = optim.NewTracker(*job.Train.EarlyStopping)
 	}
+	if job.Distill != nil {
+		if r.teacher, err = loadTeacher(job, model); err != nil {
+			return nil, err
+		}
+	}
 	if job.Privacy != nil {
 		if r.dp, err = newDPState(*job.Privacy, model); err != nil {
 			return nil, err

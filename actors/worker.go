@@ -34,6 +34,7 @@ type replica struct {
 	stopper *optim.Tracker // nil without early stopping
 	pruner  *prune.Pruner  // nil without pruning
 	dp      *dpState       // nil without DP-SGD
+	teacher *compute.Model // nil without distillation
 
 	step  int64 // the next step to run: the data cursor
 	epoch epochStats
@@ -269,6 +270,10 @@ const defaultBucketValues = 1 << 18
 func (w *worker) compute(ctx actor.Context, msg *BatchReady) {
 	scale := 1 / float32(w.r.globalBatchLen(msg.Step))
 	grads := w.r.model.Grads()
+	if w.r.teacher != nil {
+		// The teacher's logits for the same samples are the student's soft targets.
+		msg.Batch.Teacher = w.r.teacher.Predict(msg.Batch.X, msg.Batch.N).Data
+	}
 	sent := len(grads) // grads[sent:] went ahead
 	var ready func(from int)
 	if w.r.ranks > 1 && w.bucket >= 0 {

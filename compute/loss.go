@@ -1,6 +1,10 @@
 package compute
 
-import "github.com/troupe-ml/troupe/kernels"
+import (
+	"math"
+
+	"github.com/troupe-ml/troupe/kernels"
+)
 
 // lossRows computes the loss of n rows of logits against the batch rows
 // starting at first, and, when grad is non-nil, writes
@@ -21,7 +25,10 @@ func (m *Model) lossRows(logits []float32, b Batch, first, n int, scale float32,
 				correct++
 			}
 		}
-		if m.plan.spec.Loss == LossMSE {
+		if m.distill != nil && b.Teacher != nil && g != nil && label >= 0 {
+			teacher := b.Teacher[(first+i)*out : (first+i+1)*out]
+			lossSum += distillRow(row, teacher, label, *m.distill, scale, g)
+		} else if m.plan.spec.Loss == LossMSE {
 			var target []float32
 			if b.Targets != nil {
 				target = b.Targets[(first+i)*out : (first+i+1)*out]
@@ -63,4 +70,40 @@ func mseRow(y, target []float32, label int, scale float32, g []float32) float64 
 		}
 	}
 	return sum / float64(len(y))
+}
+
+// distillRow returns the distillation loss of one sample (see Distillation) and sets g to
+// scale times its gradient with respect to the student's logits z:
+// Alpha·T·(softmax(z/T) - softmax(t/T)) + (1-Alpha)·(softmax(z) - onehot(label)).
+func distillRow(z, t []float32, label int, d Distillation, scale float32, g []float32) float64 {
+	temp := d.Temperature
+	ls, lt, l1 := logSoftmax(z, temp), logSoftmax(t, temp), logSoftmax(z, 1)
+	var kl float64
+	for j := range z {
+		pt := math.Exp(lt(j))
+		if pt > 0 {
+			kl += pt * (lt(j) - ls(j))
+		}
+		hard := math.Exp(l1(j))
+		if j == label {
+			hard--
+		}
+		g[j] = float32(float64(scale) * (d.Alpha*temp*(math.Exp(ls(j))-pt) + (1-d.Alpha)*hard))
+	}
+	return d.Alpha*temp*temp*kl - (1-d.Alpha)*l1(label)
+}
+
+// logSoftmax returns j -> log softmax(z/temp)_j, computed in float64 with the maximum
+// subtracted first.
+func logSoftmax(z []float32, temp float64) func(j int) float64 {
+	hi := math.Inf(-1)
+	for _, v := range z {
+		hi = max(hi, float64(v)/temp)
+	}
+	var sum float64
+	for _, v := range z {
+		sum += math.Exp(float64(v)/temp - hi)
+	}
+	logZ := hi + math.Log(sum)
+	return func(j int) float64 { return float64(z[j])/temp - logZ }
 }

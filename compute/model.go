@@ -19,6 +19,9 @@ type Batch struct {
 	N       int
 	Labels  []int32   // class index per sample (classification); len N
 	Targets []float32 // optional regression targets, N×outputs; if nil and the loss is MSE, the one-hot of Labels is used
+	// Teacher, for TrainBatch with a Distillation set, holds a teacher model's logits for
+	// the same samples, N×outputs: the soft targets.
+	Teacher []float32
 }
 
 // ParamView names one parameter tensor inside the flat vectors:
@@ -51,6 +54,43 @@ type Model struct {
 	// layer without parameters.
 	gradFrom []int
 	normsSq  []float64 // per-sample squared gradient norms (TrainBatchClipped)
+	distill  *Distillation
+}
+
+// Distillation is the loss of a student learning from a teacher's logits (Hinton et al.,
+// "Distilling the knowledge in a neural network", 2015): Alpha·T²·KL(softmax(t/T) ‖ softmax(s/T))
+// + (1-Alpha)·cross-entropy(softmax(s), label), s the student's logits and t the teacher's, T
+// the temperature. The T² keeps the soft term's gradient, which softening divides by T², on the
+// scale of the hard term's whatever the temperature.
+type Distillation struct {
+	Temperature float64 `yaml:"temperature" json:"temperature"`
+	Alpha       float64 `yaml:"alpha" json:"alpha"`
+}
+
+// Validate checks that the temperature is positive and Alpha in [0, 1].
+func (d Distillation) Validate() error {
+	if !(d.Temperature > 0) || math.IsInf(d.Temperature, 0) {
+		return fmt.Errorf("temperature must be > 0, got %v", d.Temperature)
+	}
+	if !(d.Alpha >= 0 && d.Alpha <= 1) {
+		return fmt.Errorf("alpha must be in [0, 1], got %v", d.Alpha)
+	}
+	return nil
+}
+
+// SetDistillation makes TrainBatch's loss the distillation loss for batches that carry Teacher
+// logits (nil: plain cross-entropy again). It needs the softmax cross-entropy loss.
+func (m *Model) SetDistillation(d *Distillation) error {
+	if d != nil {
+		if err := d.Validate(); err != nil {
+			return err
+		}
+		if m.plan.spec.Loss != LossSoftmaxCrossEntropy {
+			return fmt.Errorf("compute: distillation needs the %s loss, the model has %s", LossSoftmaxCrossEntropy, m.plan.spec.Loss)
+		}
+	}
+	m.distill = d
+	return nil
 }
 
 // NewModel validates spec and builds the model: it allocates the flat
@@ -172,6 +212,9 @@ func (m *Model) CheckBatch(b Batch) error {
 		if len(b.Targets) != b.N*m.outSize {
 			return bad("targets hold %d values, want N×outputs = %d×%d", len(b.Targets), b.N, m.outSize)
 		}
+	}
+	if b.Teacher != nil && len(b.Teacher) != b.N*m.outSize {
+		return bad("teacher logits hold %d values, want N×outputs = %d×%d", len(b.Teacher), b.N, m.outSize)
 	}
 	if b.Labels == nil && b.Targets == nil && b.N > 0 {
 		if m.plan.spec.Loss == LossMSE {

@@ -21,21 +21,6 @@ import (
 	"github.com/troupe-ml/troupe/compute/optim"
 )
 
-// Metadata keys of an exported safetensors file. "format": "pt" is what PyTorch-side tools
-// look for; the troupe.* keys let a reader rebuild the model and its input normalization.
-const (
-	metaFormat      = "format"
-	metaJob         = "troupe.job"
-	metaStep        = "troupe.step"
-	metaCheckpoint  = "troupe.checkpoint"
-	metaFinished    = "troupe.finished" // "true" when the checkpoint is the end of a finished run
-	metaFingerprint = "troupe.fingerprint"
-	metaModel       = "troupe.model" // JSON of the model spec with its defaults filled in
-	metaDataset     = "troupe.data.dataset"
-	metaDataMean    = "troupe.data.mean" // inputs are (pixel/255 - mean) / std, or pixel/255 when std is 0
-	metaDataStd     = "troupe.data.std"
-)
-
 const formatSafetensors = "safetensors"
 
 // jobOrDefault loads a job file, or returns the built-in job when path is empty.
@@ -138,16 +123,16 @@ func runExport(f exportFlags, out string, stdout, stderr io.Writer) error {
 		return err
 	}
 	meta := map[string]string{
-		metaFormat:      "pt",
-		metaJob:         job.Name,
-		metaStep:        strconv.FormatInt(snap.Step, 10),
-		metaCheckpoint:  name,
-		metaFinished:    strconv.FormatBool(snap.Meta["final"] == "true"),
-		metaFingerprint: snap.Meta["fingerprint"],
-		metaModel:       string(specJSON),
-		metaDataset:     job.Data.Dataset,
-		metaDataMean:    strconv.FormatFloat(float64(job.Data.Mean), 'g', -1, 32),
-		metaDataStd:     strconv.FormatFloat(float64(job.Data.Std), 'g', -1, 32),
+		safetensors.MetaFormat:      "pt",
+		safetensors.MetaJob:         job.Name,
+		safetensors.MetaStep:        strconv.FormatInt(snap.Step, 10),
+		safetensors.MetaCheckpoint:  name,
+		safetensors.MetaFinished:    strconv.FormatBool(snap.Meta["final"] == "true"),
+		safetensors.MetaFingerprint: snap.Meta["fingerprint"],
+		safetensors.MetaModel:       string(specJSON),
+		safetensors.MetaDataset:     job.Data.Dataset,
+		safetensors.MetaDataMean:    strconv.FormatFloat(float64(job.Data.Mean), 'g', -1, 32),
+		safetensors.MetaDataStd:     strconv.FormatFloat(float64(job.Data.Std), 'g', -1, 32),
 	}
 	named := model.Tensors()
 	tensors := make([]safetensors.Tensor, len(named))
@@ -288,7 +273,7 @@ func runImport(f importFlags, in string, stdout, stderr io.Writer) error {
 	if err := model.SetTensors(named); err != nil {
 		return fmt.Errorf("%s does not fit the model of job %q: %w", in, job.Name, err)
 	}
-	warnOtherModel(meta[metaModel], model.Spec(), in, stderr)
+	warnOtherModel(meta[safetensors.MetaModel], model.Spec(), in, stderr)
 
 	opt, err := optim.New(job.Optimizer, model.NumParams())
 	if err != nil {
@@ -338,7 +323,7 @@ func warnOtherModel(fileSpec string, spec compute.ModelSpec, in string, stderr i
 	}
 	var theirs compute.ModelSpec
 	if err := json.Unmarshal([]byte(fileSpec), &theirs); err != nil {
-		fmt.Fprintf(stderr, "troupe: note: %s: unreadable %s metadata: %v\n", in, metaModel, err)
+		fmt.Fprintf(stderr, "troupe: note: %s: unreadable %s metadata: %v\n", in, safetensors.MetaModel, err)
 		return
 	}
 	a, _ := json.Marshal(theirs) // plain structs always marshal

@@ -225,15 +225,15 @@ func TestExportMLPToTorchAndBack(t *testing.T) {
 		t.Errorf("export printed %q, stderr %q", stdout, stderr)
 	}
 	_, meta := readExport(t, out, job)
-	for k, want := range map[string]string{metaFormat: "pt", metaJob: "mlp-export", metaStep: "94", metaFinished: "true",
-		metaFingerprint: job.Fingerprint(), metaDataMean: "0", metaDataStd: "0", metaCheckpoint: "ckpt-000000000094"} {
+	for k, want := range map[string]string{safetensors.MetaFormat: "pt", safetensors.MetaJob: "mlp-export", safetensors.MetaStep: "94", safetensors.MetaFinished: "true",
+		safetensors.MetaFingerprint: job.Fingerprint(), safetensors.MetaDataMean: "0", safetensors.MetaDataStd: "0", safetensors.MetaCheckpoint: "ckpt-000000000094"} {
 		if meta[k] != want {
 			t.Errorf("metadata %s = %q, want %q", k, meta[k], want)
 		}
 	}
 	var spec compute.ModelSpec
-	if err := json.Unmarshal([]byte(meta[metaModel]), &spec); err != nil || len(spec.Layers) != 5 || spec.Layers[2].Units != 512 {
-		t.Errorf("metadata %s = %s (%v)", metaModel, meta[metaModel], err)
+	if err := json.Unmarshal([]byte(meta[safetensors.MetaModel]), &spec); err != nil || len(spec.Layers) != 5 || spec.Layers[2].Units != 512 {
+		t.Errorf("metadata %s = %s (%v)", safetensors.MetaModel, meta[safetensors.MetaModel], err)
 	}
 
 	t.Run("torch", func(t *testing.T) {
@@ -285,8 +285,8 @@ func TestExportMLPToTorchAndBack(t *testing.T) {
 		if !strings.Contains(stderr, "skipped broken checkpoint ckpt-000000000094: params.bin: sha256 mismatch") {
 			t.Errorf("stderr %q does not report the broken checkpoint", stderr)
 		}
-		if _, meta := readExport(t, out2, job); meta[metaStep] != "80" || meta[metaFinished] != "false" {
-			t.Errorf("exported step %s (finished %s), want the checkpoint of step 80", meta[metaStep], meta[metaFinished])
+		if _, meta := readExport(t, out2, job); meta[safetensors.MetaStep] != "80" || meta[safetensors.MetaFinished] != "false" {
+			t.Errorf("exported step %s (finished %s), want the checkpoint of step 80", meta[safetensors.MetaStep], meta[safetensors.MetaFinished])
 		}
 	})
 
@@ -403,8 +403,8 @@ func TestExportCNNToTorch(t *testing.T) {
 	out := filepath.Join(dir, "cnn.safetensors")
 	mustRun(t, "export", "--checkpoint", ckpts, "--job", jobPath, out)
 	_, meta := readExport(t, out, job)
-	if meta[metaDataMean] != "0.1307" || meta[metaDataStd] != "0.3081" {
-		t.Errorf("normalization metadata %q / %q", meta[metaDataMean], meta[metaDataStd])
+	if meta[safetensors.MetaDataMean] != "0.1307" || meta[safetensors.MetaDataStd] != "0.3081" {
+		t.Errorf("normalization metadata %q / %q", meta[safetensors.MetaDataMean], meta[safetensors.MetaDataStd])
 	}
 	compareWithTorch(t, py, out, mnist, job, s, 1000)
 }

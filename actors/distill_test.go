@@ -1,0 +1,96 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/troupe-ml/troupe/checkpoint/safetensors"
+	"github.com/troupe-ml/troupe/compute"
+)
+
+// writeTeacher writes a freshly initialized model of spec as troupe export does, with the
+// input normalization mean and std in its metadata.
+func writeTeacher(t *testing.T, spec compute.ModelSpec, mean, std float32) string {
+	t.Helper()
+	model, err := compute.NewModel(spec, 99)
+	if err != nil {
+		t.Fatal(err)
+	}
+	specJSON, _ := json.Marshal(model.Spec())
+	named := model.Tensors()
+	tensors := make([]safetensors.Tensor, len(named))
+	for i, nt := range named {
+		tensors[i] = safetensors.Tensor{Name: nt.Name, Shape: nt.Shape, Data: nt.Data}
+	}
+	raw, err := safetensors.Encode(tensors, map[string]string{
+		safetensors.MetaModel:    string(specJSON),
+		safetensors.MetaDataMean: strconv.FormatFloat(float64(mean), 'g', -1, 32),
+		safetensors.MetaDataStd:  strconv.FormatFloat(float64(std), 'g', -1, 32),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "teacher.safetensors")
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestStudentFollowsItsTeacher teaches a student with an untrained teacher: with all the weight
+// on the soft targets (alpha 1) it learns the teacher's arbitrary answers and scores near
+// chance on the test set, with all of it on the labels (alpha 0) it learns MNIST. So the
+// teacher's logits do reach the loss, and alpha mixes the two terms.
+func TestStudentFollowsItsTeacher(t *testing.T) {
+	job := smallJob(t)
+	job.Checkpoint.Dir = ""
+	teacher := writeTeacher(t, compute.MLP(784, []int{16}, 10), job.Data.Mean, job.Data.Std)
+	accuracy := func(alpha float64) float64 {
+		j := job
+		j.Distill = &DistillSpec{Teacher: teacher, Distillation: compute.Distillation{Temperature: 2, Alpha: alpha}}
+		if err := j.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		return mustRun(t, context.Background(), j, Options{}).TestAccuracy
+	}
+	soft, hard := accuracy(1), accuracy(0)
+	if soft > 0.3 || hard < 0.5 {
+		t.Fatalf("test accuracy %v taught by an untrained teacher alone, %v by the labels alone: want near chance and learnt", soft, hard)
+	}
+}
+
+func TestBadTeachersAreRefused(t *testing.T) {
+	job := smallJob(t)
+	job.Checkpoint.Dir = ""
+	for _, tc := range []struct {
+		name, path, want string
+	}{
+		{"missing", filepath.Join(t.TempDir(), "none.safetensors"), "no such file"},
+		{"other outputs", writeTeacher(t, compute.MLP(784, []int{4}, 7), job.Data.Mean, job.Data.Std), "outputs"},
+		{"other normalization", writeTeacher(t, compute.MLP(784, []int{4}, 10), job.Data.Mean+0.5, job.Data.Std), "data.mean"},
+		{"not safetensors", writeFile(t, "garbage"), "distill.teacher"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			j := job
+			j.Distill = &DistillSpec{Teacher: tc.path, Distillation: compute.Distillation{Temperature: 2, Alpha: 0.5}}
+			_, err := Run(context.Background(), j, Options{})
+			if !errors.Is(err, ErrBadJob) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want ErrBadJob mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func writeFile(t *testing.T, text string) string {
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
