@@ -15,6 +15,7 @@ import (
 	"github.com/troupe-ml/troupe/compute"
 	"github.com/troupe-ml/troupe/compute/optim"
 	"github.com/troupe-ml/troupe/compute/prune"
+	"github.com/troupe-ml/troupe/data/tabular"
 )
 
 // Job is everything a training run needs to know, as a job file holds it. It is plain data so
@@ -59,9 +60,10 @@ func (p *PrivacySpec) validate() error {
 
 // DataSpec says where the samples come from and how they are prepared.
 type DataSpec struct {
-	// Dataset names the data set; "mnist" is the one built in.
+	// Dataset names the data set: mnist (the default), mnist-synthetic or titanic.
 	Dataset string `yaml:"dataset" json:"dataset"`
-	// Dir holds the IDX files; empty means find them (TROUPE_MNIST_DIR, then the Go module cache).
+	// Dir holds the MNIST IDX files, or for titanic names its CSV file; empty means find them
+	// (TROUPE_MNIST_DIR or TROUPE_TITANIC_CSV, then the Go module cache).
 	Dir string `yaml:"dir,omitempty" json:"dir,omitempty"`
 	// TrainLimit keeps only the first N training samples (0 = all): for quick runs and tests.
 	TrainLimit int `yaml:"train_limit,omitempty" json:"train_limit,omitempty"`
@@ -74,6 +76,33 @@ type DataSpec struct {
 	Std  float32 `yaml:"std,omitempty" json:"std,omitempty"`
 	// Prefetch is how many batches the shard reader prepares ahead of the worker.
 	Prefetch int `yaml:"prefetch,omitempty" json:"prefetch,omitempty"`
+	// Anonymize (titanic only) transforms the table's columns before any row becomes a
+	// feature vector, and sets the k-anonymity target.
+	Anonymize *tabular.Config `yaml:"anonymize,omitempty" json:"anonymize,omitempty"`
+	// Synthetic (mnist-synthetic only) shapes the model fitted to the training images.
+	Synthetic *SyntheticSpec `yaml:"synthetic,omitempty" json:"synthetic,omitempty"`
+}
+
+// SyntheticSpec is the per-class Gaussian model mnist-synthetic draws its training samples
+// from: Rank principal directions per Gaussian (default 30) and Components Gaussians per class
+// (default 1).
+type SyntheticSpec struct {
+	Rank       int `yaml:"rank,omitempty" json:"rank,omitempty"`
+	Components int `yaml:"components,omitempty" json:"components,omitempty"`
+}
+
+func (s *SyntheticSpec) rank() int {
+	if s == nil || s.Rank == 0 {
+		return 30
+	}
+	return s.Rank
+}
+
+func (s *SyntheticSpec) components() int {
+	if s == nil || s.Components == 0 {
+		return 1
+	}
+	return s.Components
 }
 
 // TrainSpec sets the length and the shape of the run.
@@ -191,10 +220,30 @@ func (j *Job) Validate() error {
 		j.Name = "job"
 	}
 	if j.Data.Dataset == "" {
-		j.Data.Dataset = "mnist"
+		j.Data.Dataset = DatasetMNIST
 	}
-	if j.Data.Dataset != "mnist" {
-		return bad("data.dataset: unknown dataset %q (known: mnist)", j.Data.Dataset)
+	switch j.Data.Dataset {
+	case DatasetMNIST, DatasetMNISTSynthetic:
+		if j.Data.Anonymize != nil {
+			return bad("data.anonymize is for tabular data (titanic), not %s", j.Data.Dataset)
+		}
+	case DatasetTitanic:
+		if j.Data.TrainLimit != 0 || j.Data.TestLimit != 0 || j.Data.Validation != 0 {
+			return bad("data.train_limit, test_limit and validation are for image sets; titanic holds out a fifth of its rows for testing")
+		}
+		if a := j.Data.Anonymize; a != nil {
+			if err := a.Validate(); err != nil {
+				return bad("data.anonymize: %v", err)
+			}
+		}
+	default:
+		return bad("data.dataset: unknown dataset %q (known: %s, %s, %s)", j.Data.Dataset, DatasetMNIST, DatasetMNISTSynthetic, DatasetTitanic)
+	}
+	if j.Data.Synthetic != nil && j.Data.Dataset != DatasetMNISTSynthetic {
+		return bad("data.synthetic is for %s, not %s", DatasetMNISTSynthetic, j.Data.Dataset)
+	}
+	if s := j.Data.Synthetic; s != nil && (s.Rank < 0 || s.Components < 0) {
+		return bad("data.synthetic: rank and components must be >= 0, got %d and %d", s.Rank, s.Components)
 	}
 	for name, v := range map[string]int{"data.train_limit": j.Data.TrainLimit, "data.test_limit": j.Data.TestLimit,
 		"data.validation": j.Data.Validation, "data.prefetch": j.Data.Prefetch, "train.eval_batch": j.Train.EvalBatch,

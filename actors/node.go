@@ -17,7 +17,7 @@ import (
 	"github.com/troupe-ml/troupe/compute"
 	"github.com/troupe-ml/troupe/compute/optim"
 	"github.com/troupe-ml/troupe/compute/prune"
-	"github.com/troupe-ml/troupe/data"
+	"github.com/troupe-ml/troupe/data/tabular"
 	"github.com/troupe-ml/troupe/sched"
 )
 
@@ -104,6 +104,9 @@ type Result struct {
 	// With pruning: the share of zeros among the final weights, over all and per tensor.
 	Sparsity         float64
 	SparsityPerLayer []prune.LayerSparsity
+	// For tabular data: the k-anonymity and l-diversity of the table trained on (after the
+	// job's anonymization, when it has one).
+	Anonymity *tabular.PrivacyReport
 	// With DP-SGD: the privacy spent by every step up to the final one, as (Epsilon, Delta),
 	// and the samples of this run whose gradient clipping scaled down.
 	Epsilon, Delta float64
@@ -153,11 +156,11 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	train, val, test, err := loadData(job)
+	sets, err := loadData(job)
 	if err != nil {
 		return nil, err
 	}
-	rep, err := newReplica(job, train, val, test)
+	rep, err := newReplica(job, sets)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +189,7 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 		}
 		defer link.Close()
 	}
-	start := Start{Job: job, Params: len(rep.model.Params()), TrainSamples: train.Len(),
+	start := Start{Job: job, Params: len(rep.model.Params()), TrainSamples: sets.train.Len(),
 		StepsPerEpoch: rep.plan.StepsPerEpoch(), TotalSteps: rep.totalSteps}
 
 	manager, err := openCheckpoints(ctx, job, opts, rep, &start, log)
@@ -248,6 +251,7 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 	_ = system.Root.StopFuture(pid).Wait()
 	res.WallSeconds = time.Since(began).Seconds()
 	res.ParamsSHA256 = ParamsDigest(rep.model.Params())
+	res.Anonymity = sets.anonymity
 	if rep.pruner != nil {
 		res.SparsityPerLayer, res.Sparsity = prune.Report(rep.model.Params(), prunedTensors(rep.model))
 	}
@@ -327,33 +331,6 @@ func clearEarlierRun(m *checkpoint.Manager, job Job, log *slog.Logger) error {
 }
 
 // loadData finds and reads the job's data set and cuts it as the job says.
-func loadData(job Job) (train, val, test *data.Dataset, err error) {
-	dir, err := data.FindMNIST(job.Data.Dir)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	train, test, err = data.LoadMNIST(dir)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if job.Data.TrainLimit > 0 && job.Data.TrainLimit < train.Len() {
-		train = train.Subset(job.Data.TrainLimit)
-	}
-	if job.Data.TestLimit > 0 && job.Data.TestLimit < test.Len() {
-		test = test.Subset(job.Data.TestLimit)
-	}
-	if job.Data.Validation > 0 {
-		if job.Data.Validation >= train.Len() {
-			return nil, nil, nil, fmt.Errorf("%w: data.validation (%d) must be smaller than the training set (%d)", ErrBadJob, job.Data.Validation, train.Len())
-		}
-		train, val = train.Split(job.Data.Validation)
-	}
-	if got, want := train.SampleSize(), jobInputSize(job); got != want {
-		return nil, nil, nil, fmt.Errorf("%w: model.input holds %d values per sample, the data set %d", ErrBadJob, want, got)
-	}
-	return train, val, test, nil
-}
-
 func jobInputSize(job Job) int {
 	n := 1
 	for _, d := range job.Model.Input {
@@ -378,7 +355,8 @@ func prunedTensors(m *compute.Model) []prune.Tensor {
 }
 
 // newReplica builds the model, optimizer and plan of a job, and gathers its held-out sets.
-func newReplica(job Job, train, val, test *data.Dataset) (*replica, error) {
+func newReplica(job Job, sets dataSets) (*replica, error) {
+	train := sets.train
 	model, err := compute.NewModel(job.Model, job.Seed)
 	if err != nil {
 		return nil, fmt.Errorf("%w: model: %w", ErrBadJob, err)
@@ -416,12 +394,11 @@ func newReplica(job Job, train, val, test *data.Dataset) (*replica, error) {
 			return nil, fmt.Errorf("%w: %w", ErrBadJob, err)
 		}
 	}
-	norm := data.Normalize{Mean: job.Data.Mean, Std: job.Data.Std}
-	if r.test, err = gatherAll(test, norm); err != nil {
+	if r.test, err = gatherAll(sets.test); err != nil {
 		return nil, err
 	}
-	if val != nil {
-		if r.val, err = gatherAll(val, norm); err != nil {
+	if sets.val != nil {
+		if r.val, err = gatherAll(sets.val); err != nil {
 			return nil, err
 		}
 	}
@@ -429,13 +406,13 @@ func newReplica(job Job, train, val, test *data.Dataset) (*replica, error) {
 }
 
 // gatherAll turns a whole data set into one batch, for evaluation.
-func gatherAll(set *data.Dataset, norm data.Normalize) (compute.Batch, error) {
+func gatherAll(set samples) (compute.Batch, error) {
 	idx := make([]int32, set.Len())
 	for i := range idx {
 		idx[i] = int32(i)
 	}
 	b := compute.Batch{X: make([]float32, set.Len()*set.SampleSize()), N: set.Len(), Labels: make([]int32, set.Len())}
-	err := set.Gather(idx, b.X, b.Labels, norm)
+	err := set.Gather(idx, b.X, b.Labels)
 	return b, err
 }
 
@@ -639,7 +616,7 @@ func (n *node) spawn(ctx actor.Context) {
 	}
 	agg := n.spawnRole(ctx, "aggregator", func() actor.Actor { return &aggregator{link: n.link, plane: n.plane, generation: n.rep.generation} })
 	rc := readerConfig{set: n.rep.trainSet, plan: n.rep.plan, ranks: n.rep.ranks, rank: n.rep.rank, prefetch: n.job.Data.Prefetch,
-		norm: data.Normalize{Mean: n.job.Data.Mean, Std: n.job.Data.Std}, fault: n.opts.readerFault}
+		fault: n.opts.readerFault}
 	n.reader = n.spawnRole(ctx, "reader", func() actor.Actor { return newShardReader(rc, n.cursor) })
 	n.worker = n.spawnRole(ctx, "worker", func() actor.Actor {
 		w := &worker{r: n.rep, reader: n.reader, aggregator: agg, ckpter: n.ckpter, onBatch: n.opts.onBatch, fault: n.opts.workerFault,

@@ -53,11 +53,11 @@ func TestPeerAloneTrainsLikeTrain(t *testing.T) {
 // encoded state holds exactly its parameters, optimizer state, cursor and epoch figures.
 func TestStateTransferIsExact(t *testing.T) {
 	job := smallJob(t)
-	train, val, test, err := loadData(job)
+	sets, err := loadData(job)
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := newReplica(job, train, val, test)
+	src, err := newReplica(job, sets)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestStateTransferIsExact(t *testing.T) {
 	src.model.Params()[0] = float32(math.NaN())
 	src.step, src.epoch = 37, epochStats{LossSum: 12.5, Correct: 300, Samples: 450}
 
-	dst, err := newReplica(job, train, val, test)
+	dst, err := newReplica(job, sets)
 	if err != nil {
 		t.Fatal(err)
 	}

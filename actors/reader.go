@@ -6,7 +6,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/troupe-ml/troupe/compute"
-	"github.com/troupe-ml/troupe/data"
 	"github.com/troupe-ml/troupe/sched"
 )
 
@@ -21,10 +20,9 @@ type readerCursor struct {
 
 // readerConfig is what a ShardReader reads from and for whom.
 type readerConfig struct {
-	set         *data.Dataset
+	set         samples
 	plan        sched.SamplePlan
 	ranks, rank int
-	norm        data.Normalize
 	prefetch    int
 	// fault, when set, is asked before a batch is built and panics the reader when it says so:
 	// the hook tests use to exercise supervision.
@@ -124,7 +122,7 @@ func (r *shardReader) build(stamp Stamp) *BatchReady {
 	slot := r.slots[int(stamp.Step%int64(len(r.slots)))]
 	n := len(idx)
 	x, labels := slot.x[:n*r.cfg.set.SampleSize()], slot.labels[:n]
-	if err := r.cfg.set.Gather(idx, x, labels, r.cfg.norm); err != nil {
+	if err := r.cfg.set.Gather(idx, x, labels); err != nil {
 		// The plan only names indices inside the data set; an error here is a bug, not bad input.
 		panic(fmt.Sprintf("gather step %d: %v", stamp.Step, err))
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/troupe-ml/troupe/compute"
 	"github.com/troupe-ml/troupe/compute/optim"
 	"github.com/troupe-ml/troupe/compute/prune"
-	"github.com/troupe-ml/troupe/data"
 	"github.com/troupe-ml/troupe/sched"
 )
 
@@ -39,7 +38,7 @@ type replica struct {
 	step  int64 // the next step to run: the data cursor
 	epoch epochStats
 
-	trainSet  *data.Dataset
+	trainSet  samples
 	val, test compute.Batch // held-out sets, gathered once
 	running   bool
 	stopAsked bool

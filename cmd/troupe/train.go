@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -205,10 +206,24 @@ type summary struct {
 	// With pruning: the share of zero weights, over all pruned tensors and per tensor.
 	Sparsity         *float64              `json:"sparsity,omitempty"`
 	SparsityPerLayer []prune.LayerSparsity `json:"sparsity_per_layer,omitempty"`
+	// For tabular data: k-anonymity and l-diversity over the quasi-identifiers of the table
+	// trained on, and the rows suppressed to reach the job's k.
+	Anonymity *anonymity `json:"anonymity,omitempty"`
 	// With DP-SGD: the privacy spent, (epsilon, delta), and the samples clipping scaled down.
 	Epsilon        *float64 `json:"epsilon,omitempty"`
 	Delta          *float64 `json:"delta,omitempty"`
 	SamplesClipped *int64   `json:"samples_clipped,omitempty"`
+}
+
+// anonymity is the summary's share of a tabular data set's privacy report.
+type anonymity struct {
+	K                int      `json:"k"`
+	L                int      `json:"l"`
+	Classes          int      `json:"classes"`
+	Rows             int      `json:"rows"`
+	SuppressedRows   int      `json:"suppressed_rows"`
+	QuasiIdentifiers []string `json:"quasi_identifiers"`
+	Sensitive        string   `json:"sensitive,omitempty"`
 }
 
 // newSummary gathers what a run reports.
@@ -229,6 +244,10 @@ func newSummary(res *actors.Result, params int) summary {
 	}
 	if res.SparsityPerLayer != nil {
 		out.Sparsity, out.SparsityPerLayer = &res.Sparsity, res.SparsityPerLayer
+	}
+	if a := res.Anonymity; a != nil {
+		out.Anonymity = &anonymity{K: a.K, L: a.L, Classes: a.Classes, Rows: a.Rows, SuppressedRows: a.SuppressedRows,
+			QuasiIdentifiers: a.QuasiIdentifiers, Sensitive: a.Sensitive}
 	}
 	if res.Delta > 0 {
 		out.Epsilon, out.Delta, out.SamplesClipped = &res.Epsilon, &res.Delta, &res.SamplesClipped
@@ -316,6 +335,10 @@ func printSummary(w io.Writer, s summary) {
 	}
 	if s.StoppedEarly {
 		fmt.Fprintf(w, "  stopped early; weights of epoch %d restored\n", s.BestEpoch+1)
+	}
+	if a := s.Anonymity; a != nil {
+		fmt.Fprintf(w, "  anonymity over %s: k = %d, l = %d (%d classes, %d rows, %d suppressed)\n",
+			strings.Join(a.QuasiIdentifiers, ", "), a.K, a.L, a.Classes, a.Rows, a.SuppressedRows)
 	}
 	if s.Epsilon != nil {
 		fmt.Fprintf(w, "  DP-SGD: epsilon %.3f at delta %g; %d samples clipped\n", *s.Epsilon, *s.Delta, *s.SamplesClipped)

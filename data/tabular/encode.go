@@ -162,6 +162,9 @@ type Matrix struct {
 // Len is the number of rows.
 func (m *Matrix) Len() int { return len(m.Labels) }
 
+// SampleSize is the number of values per row, Dim: the name a training loop's data sets share.
+func (m *Matrix) SampleSize() int { return m.Dim }
+
 // Gather copies the rows idx into caller-owned buffers: row idx[k] into
 // x[k*Dim : (k+1)*Dim] and its label into labels[k], like data.Dataset.Gather. It needs
 // len(x) == len(idx)*Dim and len(labels) == len(idx), checks every index before writing, and
