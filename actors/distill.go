@@ -85,3 +85,56 @@ func loadTeacher(job Job, student *compute.Model) (*compute.Model, error) {
 	}
 	return teacher, nil
 }
+
+// maxCachedTeacherValues bounds the teacher's logits kept for the whole training set (256 MiB):
+// beyond it the teacher runs on every batch instead.
+const maxCachedTeacherValues = 1 << 26
+
+// teacherCache runs the teacher once over the whole training set and keeps its logits, row i
+// for sample i: the teacher is frozen and a sample's inputs are the same every epoch, so the
+// soft targets are too, and a teacher much larger than its student (a CNN teaching an MLP)
+// then costs one inference pass instead of one per epoch. nil when they would not fit.
+func teacherCache(teacher *compute.Model, train samples) ([]float32, error) {
+	n, out := train.Len(), teacher.OutputSize()
+	if n*out > maxCachedTeacherValues {
+		return nil, nil
+	}
+	const chunk = 1000
+	cache := make([]float32, n*out)
+	idx := make([]int32, 0, chunk)
+	x := make([]float32, chunk*train.SampleSize())
+	labels := make([]int32, chunk)
+	for first := 0; first < n; first += chunk {
+		m := min(chunk, n-first)
+		idx = idx[:0]
+		for i := range m {
+			idx = append(idx, int32(first+i))
+		}
+		if err := train.Gather(idx, x[:m*train.SampleSize()], labels[:m]); err != nil {
+			return nil, err
+		}
+		copy(cache[first*out:], teacher.Predict(x[:m*train.SampleSize()], m).Data)
+	}
+	return cache, nil
+}
+
+// teacherLogits returns the teacher's logits for a batch: rows of the cache by sample index,
+// or a pass of the teacher over the batch's inputs.
+func (r *replica) teacherLogits(b *BatchReady) []float32 {
+	if r.teacherCache == nil {
+		return r.teacher.Predict(b.Batch.X, b.Batch.N).Data
+	}
+	out := r.teacher.OutputSize()
+	r.teacherBatch = growFloats(r.teacherBatch, len(b.Indices)*out)
+	for k, i := range b.Indices {
+		copy(r.teacherBatch[k*out:(k+1)*out], r.teacherCache[int(i)*out:(int(i)+1)*out])
+	}
+	return r.teacherBatch
+}
+
+func growFloats(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}

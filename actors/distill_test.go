@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -93,4 +94,33 @@ func writeFile(t *testing.T, text string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// TestTeacherCacheHoldsWhatTheTeacherSays compares the cached logits of every training sample
+// with a pass of the teacher over the same samples gathered as a batch, in another order.
+func TestTeacherCacheHoldsWhatTheTeacherSays(t *testing.T) {
+	job := smallJob(t)
+	sets, err := loadData(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	teacher, err := compute.NewModel(compute.MLP(784, []int{8}, 10), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache, err := teacherCache(teacher, sets.train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := []int32{1199, 0, 500, 42, 1001}
+	x := make([]float32, len(idx)*784)
+	if err := sets.train.Gather(idx, x, make([]int32, len(idx))); err != nil {
+		t.Fatal(err)
+	}
+	want := teacher.Predict(x, len(idx)).Data
+	r := &replica{teacher: teacher, teacherCache: cache}
+	got := r.teacherLogits(&BatchReady{Indices: idx})
+	if !slices.Equal(got, want) {
+		t.Fatalf("cached rows %v, the teacher says %v", got, want)
+	}
 }

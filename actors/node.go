@@ -383,6 +383,9 @@ func newReplica(job Job, sets dataSets) (*replica, error) {
 		if r.teacher, err = loadTeacher(job, model); err != nil {
 			return nil, err
 		}
+		if r.teacherCache, err = teacherCache(r.teacher, train); err != nil {
+			return nil, err
+		}
 	}
 	if job.Privacy != nil {
 		if r.dp, err = newDPState(*job.Privacy, model); err != nil {

@@ -34,6 +34,9 @@ type replica struct {
 	pruner  *prune.Pruner  // nil without pruning
 	dp      *dpState       // nil without DP-SGD
 	teacher *compute.Model // nil without distillation
+	// teacherCache holds the teacher's logits for every training sample (see teacherCache),
+	// teacherBatch a batch's rows of it.
+	teacherCache, teacherBatch []float32
 
 	step  int64 // the next step to run: the data cursor
 	epoch epochStats
@@ -271,7 +274,7 @@ func (w *worker) compute(ctx actor.Context, msg *BatchReady) {
 	grads := w.r.model.Grads()
 	if w.r.teacher != nil {
 		// The teacher's logits for the same samples are the student's soft targets.
-		msg.Batch.Teacher = w.r.teacher.Predict(msg.Batch.X, msg.Batch.N).Data
+		msg.Batch.Teacher = w.r.teacherLogits(msg)
 	}
 	sent := len(grads) // grads[sent:] went ahead
 	var ready func(from int)
