@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"errors"
 	"math"
 	"testing"
 
@@ -54,18 +53,5 @@ func TestDPSGDAccountsEveryStep(t *testing.T) {
 	}
 	if res[0].Delta != 1e-5 || math.Abs(res[0].Epsilon-want) > 1e-9*want {
 		t.Fatalf("epsilon %v at delta %v, an accountant of 72 steps at q=50/1200 gives %v", res[0].Epsilon, res[0].Delta, want)
-	}
-}
-
-func TestDPSGDRefusesConvolutions(t *testing.T) {
-	spec := compute.MLP(8, []int{8}, 10)
-	spec.Input = []int{1, 28, 28}
-	spec.Layers = append([]compute.LayerSpec{{Type: compute.LayerConv2D, Filters: 2, Kernel: 3}, {Type: compute.LayerFlatten}}, spec.Layers...)
-	model, err := compute.NewModel(spec, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := newDPState(PrivacySpec{NoiseMultiplier: 1, ClipNorm: 1, Delta: 1e-5}, model); !errors.Is(err, ErrBadJob) || !errors.Is(err, compute.ErrNoPerSampleClipping) {
-		t.Fatalf("a convolutional model for DP-SGD: %v, want ErrBadJob and ErrNoPerSampleClipping", err)
 	}
 }

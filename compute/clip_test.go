@@ -1,7 +1,6 @@
 package compute
 
 import (
-	"errors"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -13,9 +12,14 @@ import (
 // whole batch, for a clip bound that clips some samples and not others; with a bound no
 // sample reaches, the result is TrainBatch's bit for bit.
 func TestTrainBatchClippedIsTheSumOfClippedSampleGradients(t *testing.T) {
-	spec := MLP(20, []int{16, 8}, 5)
-	spec.Layers = append(spec.Layers, LayerSpec{Type: LayerTanh})
-	spec.Layers = append(spec.Layers, LayerSpec{Type: LayerDense, Units: 5})
+	mlp := MLP(20, []int{16, 8}, 5)
+	mlp.Layers = append(mlp.Layers, LayerSpec{Type: LayerTanh}, LayerSpec{Type: LayerDense, Units: 5})
+	for name, spec := range map[string]ModelSpec{"mlp": mlp, "cnn": smallCNN()} {
+		t.Run(name, func(t *testing.T) { checkClippedSum(t, spec) })
+	}
+}
+
+func checkClippedSum(t *testing.T, spec ModelSpec) {
 	m := mustModel(t, spec, 11)
 	const n = 12
 	b := randomBatch(rand.New(rand.NewPCG(5, 5)), m, n, false)
@@ -65,11 +69,10 @@ func TestTrainBatchClippedIsTheSumOfClippedSampleGradients(t *testing.T) {
 	}
 }
 
-func TestCanClipPerSampleRefusesConvolutions(t *testing.T) {
-	if err := mustModel(t, smallCNN(), 1).CanClipPerSample(); !errors.Is(err, ErrNoPerSampleClipping) {
-		t.Fatalf("CNN: %v, want ErrNoPerSampleClipping", err)
-	}
-	if err := mustModel(t, MLP(10, []int{4}, 3), 1).CanClipPerSample(); err != nil {
-		t.Fatal(err)
+func TestCanClipPerSampleTakesEveryLayer(t *testing.T) {
+	for _, spec := range []ModelSpec{smallCNN(), smallNet(), MLP(10, []int{4}, 3)} {
+		if err := mustModel(t, spec, 1).CanClipPerSample(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -25,6 +25,11 @@ type conv2D struct {
 	tmp               []float32 // filters×(n·oh·ow): the Gemm output, and dy in that layout
 	y, dx             []float32
 	relu              bool // a following ReLU is folded in (see fuseActivations)
+	// With keepNorms, backward also computes each sample's squared gradient norm into
+	// sampleSq (TrainBatchClipped's first pass); g is its scratch, one sample's dWeight.
+	keepNorms bool
+	sampleSq  []float64
+	g, dcols  []float32
 }
 
 func (l *conv2D) fuseRelu() { l.relu = true }
@@ -179,14 +184,57 @@ func (l *conv2D) backward(dy []float32, n int, needDx bool) []float32 {
 		l.k.RowSums(l.dBias, l.tmp)
 	}
 	l.k.Gemm(false, true, l.f, l.fanIn(), np, 1, l.tmp, np, l.cols, np, 0, l.dWeight, l.fanIn())
+	if l.keepNorms {
+		l.sampleNorms(n)
+	}
 	if !needDx {
 		return nil
 	}
-	// The columns are no longer needed: their buffer takes their gradient.
-	l.k.Gemm(true, false, l.fanIn(), np, l.f, 1, l.weight, l.fanIn(), l.tmp, np, 0, l.cols, np)
+	// The columns are no longer needed, so their buffer takes their gradient, unless another
+	// backward pass over the same forward follows (the norms' pass of TrainBatchClipped).
+	dcols := l.cols
+	if l.keepNorms {
+		l.dcols = grow(l.dcols, len(l.cols))
+		dcols = l.dcols
+	}
+	l.k.Gemm(true, false, l.fanIn(), np, l.f, 1, l.weight, l.fanIn(), l.tmp, np, 0, dcols, np)
 	l.dx = grow(l.dx, n*l.c*l.h*l.w)
-	l.col2im(l.dx, l.cols, n)
+	l.col2im(l.dx, dcols, n)
 	return l.dx
+}
+
+// sampleNorms sets sampleSq[s] to the squared norm of sample s's share of the weight and bias
+// gradients: the weights share over positions, so each sample's weight gradient is a product
+// of its own (its block of the columns times its block of tmp), one Gemm per sample: the
+// flops of dWeight's Gemm again.
+func (l *conv2D) sampleNorms(n int) {
+	plane := l.oh * l.ow
+	np := n * plane
+	l.g = grow(l.g, l.f*l.fanIn())
+	l.sampleSq = growFloat64(l.sampleSq, n)
+	for s := range n {
+		l.k.Gemm(false, true, l.f, l.fanIn(), plane, 1, l.tmp[s*plane:], np, l.cols[s*plane:], np, 0, l.g, l.fanIn())
+		var sq float64
+		for _, v := range l.g {
+			sq += float64(v) * float64(v)
+		}
+		for fi := range l.f {
+			var b float64
+			for _, v := range l.tmp[fi*np+s*plane:][:plane] {
+				b += float64(v)
+			}
+			sq += b * b
+		}
+		l.sampleSq[s] = sq
+	}
+}
+
+func (l *conv2D) keepSampleNorms(on bool) { l.keepNorms = on }
+
+func (l *conv2D) addSampleNormsSq(n int, acc []float64) {
+	for s, sq := range l.sampleSq[:n] {
+		acc[s] += sq
+	}
 }
 
 // maxPool2D takes the maximum over square windows of each channel, without

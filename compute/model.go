@@ -289,15 +289,15 @@ func (m *Model) TrainBatchStreaming(b Batch, lossScale float32, dropoutSeed uint
 }
 
 // sampleNormer is a layer with parameters that can tell each sample's squared gradient norm
-// from its last backward pass (dense layers can; convolutions share weights across
-// positions, so theirs would need the per-sample gradients themselves).
+// from its last backward pass: dense layers from what backward keeps, convolutions (whose
+// weights are shared over positions) from per-sample products computed when asked.
 type sampleNormer interface {
 	addSampleNormsSq(n int, acc []float64)
 }
 
 // ErrNoPerSampleClipping is returned by CanClipPerSample for models with a layer whose
 // per-sample gradient norms are not computed.
-var ErrNoPerSampleClipping = errors.New("compute: per-sample gradient clipping needs every layer with parameters to be dense")
+var ErrNoPerSampleClipping = errors.New("compute: per-sample gradient clipping is not implemented for a layer of this model")
 
 // CanClipPerSample says whether TrainBatchClipped works on this model.
 func (m *Model) CanClipPerSample() error {
@@ -318,7 +318,8 @@ func (m *Model) CanClipPerSample() error {
 // number of samples it scaled down besides the loss sum and the correct count.
 //
 // It takes two backward passes: the first finds every sample's norm (dense layers compute it
-// from what backward keeps, without forming per-sample gradients); a sample's gradient is
+// from what backward keeps, without forming per-sample gradients; convolutions form each
+// sample's weight gradient, one small product each); a sample's gradient is
 // linear in its loss gradient, so the second pass, run on loss gradients scaled row by row,
 // gives the clipped sum. ready sees only the second pass. It panics when CanClipPerSample
 // fails or clip is not positive.
@@ -340,7 +341,9 @@ func (m *Model) TrainBatchClipped(b Batch, lossScale float32, dropoutSeed uint64
 	logits := m.forward(b.X, b.N, true)
 	m.dlogits = grow(m.dlogits, len(logits))
 	lossSum, correct = m.lossRows(logits, b, 0, b.N, lossScale, m.dlogits)
+	m.keepSampleNorms(true)
 	m.backward(b.N, nil)
+	m.keepSampleNorms(false)
 	m.normsSq = growFloat64(m.normsSq, b.N)
 	clear(m.normsSq)
 	for _, l := range m.layers {
@@ -361,6 +364,16 @@ func (m *Model) TrainBatchClipped(b Batch, lossScale float32, dropoutSeed uint64
 	}
 	m.backward(b.N, ready)
 	return lossSum, correct, clipped
+}
+
+// keepSampleNorms turns on or off, in the layers that need to be told, the per-sample norms
+// their backward pass computes at an extra cost.
+func (m *Model) keepSampleNorms(on bool) {
+	for _, l := range m.layers {
+		if k, ok := l.(interface{ keepSampleNorms(bool) }); ok {
+			k.keepSampleNorms(on)
+		}
+	}
 }
 
 // backward runs the chain backwards from m.dlogits, calling ready as TrainBatchStreaming says.
