@@ -55,6 +55,8 @@ var layers = []struct {
 	{pkg: module + "/compute", BadDeps: shellDeps, Allow: []string{module + "/kernels", module + "/internal/parallel"}, BadImports: stdlibBans},
 	// data and checkpoint do file I/O (that is their job) but know nothing of the layers around them.
 	{pkg: module + "/data", BadDeps: shellDeps},
+	{pkg: module + "/data/tabular", BadDeps: shellDeps, Allow: []string{module + "/data"}},
+	{pkg: module + "/data/synthetic", BadDeps: shellDeps, Allow: []string{module + "/data"}},
 	{pkg: module + "/checkpoint", BadDeps: shellDeps},
 	// The wire format and the data plane know bytes and streams, not actors or the layers above.
 	{pkg: module + "/cluster/wire", BadDeps: shellDeps},
