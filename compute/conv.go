@@ -211,7 +211,7 @@ func (l *conv2D) sampleNorms(n int) {
 	plane := l.oh * l.ow
 	np := n * plane
 	l.g = grow(l.g, l.f*l.fanIn())
-	l.sampleSq = growFloat64(l.sampleSq, n)
+	l.sampleSq = grow(l.sampleSq, n)
 	for s := range n {
 		l.k.Gemm(false, true, l.f, l.fanIn(), plane, 1, l.tmp[s*plane:], np, l.cols[s*plane:], np, 0, l.g, l.fanIn())
 		var sq float64

@@ -344,7 +344,7 @@ func (m *Model) TrainBatchClipped(b Batch, lossScale float32, dropoutSeed uint64
 	m.keepSampleNorms(true)
 	m.backward(b.N, nil)
 	m.keepSampleNorms(false)
-	m.normsSq = growFloat64(m.normsSq, b.N)
+	m.normsSq = grow(m.normsSq, b.N)
 	clear(m.normsSq)
 	for _, l := range m.layers {
 		if sn, ok := l.(sampleNormer); ok {
@@ -386,13 +386,6 @@ func (m *Model) backward(n int, ready func(from int)) {
 		}
 	}
 	m.inputGrad = dy
-}
-
-func growFloat64(s []float64, n int) []float64 {
-	if cap(s) < n {
-		return make([]float64, n)
-	}
-	return s[:n]
 }
 
 // Evaluate runs inference (dropout off) over b in chunks of at most chunk

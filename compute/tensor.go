@@ -61,9 +61,9 @@ func L2Norm(x []float32) float64 {
 // grow returns buf resliced to n elements, allocating only when its
 // capacity is too small: scratch grows to the largest batch seen and is
 // reused after that.
-func grow(buf []float32, n int) []float32 {
+func grow[T float32 | float64](buf []T, n int) []T {
 	if cap(buf) < n {
-		return make([]float32, n)
+		return make([]T, n)
 	}
 	return buf[:n]
 }
