@@ -52,7 +52,7 @@ var layers = []struct {
 	{pkg: module + "/compute/prune", BadDeps: shellDeps, BadImports: stdlibBans},
 	{pkg: module + "/compute/privacy", BadDeps: shellDeps, BadImports: stdlibBans},
 	{pkg: module + "/kernels", BadDeps: shellDeps, Allow: []string{module + "/internal/parallel"}, BadImports: stdlibBans},
-	{pkg: module + "/compute", BadDeps: shellDeps, Allow: []string{module + "/kernels", module + "/internal/parallel"}, BadImports: stdlibBans},
+	{pkg: module + "/compute", BadDeps: shellDeps, Allow: []string{module + "/kernels", module + "/internal/parallel", module + "/compute/optim"}, BadImports: stdlibBans},
 	// data and checkpoint do file I/O (that is their job) but know nothing of the layers around them.
 	{pkg: module + "/data", BadDeps: shellDeps},
 	{pkg: module + "/data/tabular", BadDeps: shellDeps, Allow: []string{module + "/data"}},
