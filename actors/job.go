@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 
@@ -120,7 +122,14 @@ type TrainSpec struct {
 	// nodes starts reducing while the backward pass goes on (0: 1024 KiB; -1: none, the whole
 	// gradient is reduced after the backward pass).
 	BucketKiB int `yaml:"bucket_kib,omitempty" json:"bucket_kib,omitempty"`
+	// Device is where the model trains: cpu (the default), or cuda / cuda:N for a GPU in a
+	// binary built with the cuda tag. Each node may choose its own (troupe node --device):
+	// checkpoints and state transfers carry host copies, so devices mix in one world.
+	Device string `yaml:"device,omitempty" json:"device,omitempty"`
 }
+
+// onDevice reports whether the job trains through a compute.Backend other than the CPU's.
+func (t TrainSpec) onDevice() bool { return t.Device != "" && t.Device != "cpu" }
 
 // bucketValues is the smallest bucket in gradient values, -1 for none.
 func (t TrainSpec) bucketValues() int {
@@ -287,6 +296,19 @@ func (j *Job) Validate() error {
 	}
 	if err := j.Optimizer.Validate(); err != nil {
 		return bad("optimizer: %v", err)
+	}
+	if j.Train.onDevice() {
+		if !slices.Contains(compute.Devices(), compute.DeviceKind(j.Train.Device)) {
+			return bad("train.device %q: this binary knows %s (a GPU needs the build with -tags cuda)", j.Train.Device, strings.Join(compute.Devices(), ", "))
+		}
+		for _, o := range []struct {
+			name string
+			on   bool
+		}{{"prune", j.Prune != nil}, {"distill", j.Distill != nil}, {"privacy", j.Privacy != nil}} {
+			if o.on {
+				return bad("train.device %s: %s runs on the CPU backend only (train.device: cpu)", j.Train.Device, o.name)
+			}
+		}
 	}
 	if j.Prune != nil {
 		if err := j.Prune.Validate(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"time"
 
@@ -111,6 +112,9 @@ type Result struct {
 	// and the samples of this run whose gradient clipping scaled down.
 	Epsilon, Delta float64
 	SamplesClipped int64
+	// With distill.train_teacher: the teacher's test accuracy when this run trained it first
+	// (NaN when its checkpoints held a finished run already).
+	TeacherTestAccuracy float64
 
 	// On a peer: the worlds this node trained in, the members that joined and left them
 	// after the first, and the steps whose work a world change threw away.
@@ -156,6 +160,13 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	teacherAccuracy := math.NaN()
+	if d := job.Distill; d != nil && d.TrainTeacher {
+		var err error
+		if teacherAccuracy, err = trainTeacher(ctx, d, log); err != nil {
+			return nil, err
+		}
+	}
 	sets, err := loadData(job)
 	if err != nil {
 		return nil, err
@@ -164,6 +175,7 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer rep.close()
 	rep.rank, rep.ranks = opts.World.rank(), opts.World.size()
 	if opts.World != nil {
 		rep.generation = opts.World.Generation
@@ -218,7 +230,8 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 	defer system.Shutdown()
 	outcome := make(chan *Result, 1)
 	n := &node{job: job, opts: opts, log: log, rep: rep, manager: manager, link: link, plane: plane, sn: sn, cursor: &readerCursor{}, outcome: outcome,
-		res: &Result{Job: job.Name, StartStep: rep.step, ResumedFrom: start.ResumedFrom, Skipped: start.Skipped, Restarts: map[string]int{}}}
+		res: &Result{Job: job.Name, StartStep: rep.step, ResumedFrom: start.ResumedFrom, Skipped: start.Skipped, Restarts: map[string]int{},
+			TeacherTestAccuracy: teacherAccuracy}}
 	if opts.OnStart != nil {
 		opts.OnStart(start)
 	}
@@ -250,7 +263,7 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 	}
 	_ = system.Root.StopFuture(pid).Wait()
 	res.WallSeconds = time.Since(began).Seconds()
-	res.ParamsSHA256 = ParamsDigest(rep.model.Params())
+	res.ParamsSHA256 = ParamsDigest(rep.params())
 	res.Anonymity = sets.anonymity
 	if rep.pruner != nil {
 		res.SparsityPerLayer, res.Sparsity = prune.Report(rep.model.Params(), prunedTensors(rep.model))
@@ -405,7 +418,20 @@ func newReplica(job Job, sets dataSets) (*replica, error) {
 			return nil, err
 		}
 	}
+	if job.Train.onDevice() { // last: nothing after it can fail and leave it open
+		if r.backend, err = compute.OpenBackend(job.Train.Device, job.Model, model.Params(), job.Optimizer); err != nil {
+			return nil, fmt.Errorf("%w: train.device %s: %w", ErrBadJob, job.Train.Device, err)
+		}
+		r.opt = nil
+	}
 	return r, nil
+}
+
+// close releases the device backend's memory.
+func (r *replica) close() {
+	if r.backend != nil {
+		_ = r.backend.Close()
+	}
 }
 
 // gatherAll turns a whole data set into one batch, for evaluation.

@@ -28,12 +28,17 @@ type replica struct {
 	rank       int    // this process's place in the world
 	ranks      int    // the world's size
 
+	// model holds the parameters on the host. With a device backend (train.device) it is the
+	// host copy: the backend trains and steps, and the copy is refreshed from the device only
+	// when something reads it (evaluation, snapshots, state transfers).
 	model   *compute.Model
-	opt     optim.Optimizer
-	stopper *optim.Tracker // nil without early stopping
-	pruner  *prune.Pruner  // nil without pruning
-	dp      *dpState       // nil without DP-SGD
-	teacher *compute.Model // nil without distillation
+	opt     optim.Optimizer // nil with a device backend, which keeps its own
+	backend compute.Backend // nil on the CPU
+	stale   bool            // the device's parameters moved since model's were read
+	stopper *optim.Tracker  // nil without early stopping
+	pruner  *prune.Pruner   // nil without pruning
+	dp      *dpState        // nil without DP-SGD
+	teacher *compute.Model  // nil without distillation
 	// teacherCache holds the teacher's logits for every training sample (see teacherCache),
 	// teacherBatch a batch's rows of it.
 	teacherCache, teacherBatch []float32
@@ -82,7 +87,7 @@ func (r *replica) snapshot() *checkpoint.Snapshot {
 	default:
 		s = &checkpoint.Snapshot{}
 	}
-	st := r.opt.State()
+	st := r.optState()
 	bufs := s.Optimizer.Buffers[:0]
 	for i, b := range st.Buffers {
 		var into []float32
@@ -100,7 +105,7 @@ func (r *replica) snapshot() *checkpoint.Snapshot {
 		Generation: r.generation,
 		World:      r.members,
 		Meta:       map[string]string{"job": r.job.Name, "fingerprint": r.job.Fingerprint(), "job_spec": r.jobSpec},
-		Params:     copyInto(s.Params, r.model.Params()),
+		Params:     copyInto(s.Params, r.params()),
 		Optimizer:  checkpoint.OptimizerState{Name: st.Name, Step: st.Step, Buffers: bufs},
 		Extra:      extra,
 	}
@@ -130,6 +135,47 @@ func (r *replica) restoreDerived() {
 	}
 }
 
+// params returns the host parameters, read from the device first when a device step moved them.
+func (r *replica) params() []float32 {
+	if r.stale {
+		if err := r.backend.ReadParams(r.model.Params()); err != nil {
+			panic(fmt.Errorf("reading the parameters from %s: %w", r.backend.Device(), err)) // a broken device
+		}
+		r.stale = false
+	}
+	return r.model.Params()
+}
+
+// setParams replaces the parameters, on the device too.
+func (r *replica) setParams(src []float32) error {
+	copy(r.model.Params(), src)
+	r.stale = false
+	if r.backend != nil {
+		return r.backend.WriteParams(r.model.Params())
+	}
+	return nil
+}
+
+// optState is the optimizer's state: views of the CPU optimizer's buffers, or a copy of the
+// device's.
+func (r *replica) optState() optim.State {
+	if r.backend == nil {
+		return r.opt.State()
+	}
+	st, err := r.backend.OptimizerState()
+	if err != nil {
+		panic(fmt.Errorf("reading the optimizer state from %s: %w", r.backend.Device(), err))
+	}
+	return st
+}
+
+func (r *replica) setOptState(st optim.State) error {
+	if r.backend == nil {
+		return r.opt.SetState(st)
+	}
+	return r.backend.SetOptimizerState(st)
+}
+
 // copyInto copies src into dst when dst has its length, or into a new slice.
 func copyInto(dst, src []float32) []float32 {
 	if len(dst) != len(src) {
@@ -150,7 +196,7 @@ func (r *replica) restore(s *checkpoint.Snapshot) error {
 	if len(s.Params) != len(r.model.Params()) {
 		return fmt.Errorf("%w: checkpoint holds %d parameters, the model has %d", ErrBadJob, len(s.Params), len(r.model.Params()))
 	}
-	if err := r.opt.SetState(optim.State{Name: s.Optimizer.Name, Step: s.Optimizer.Step, Buffers: s.Optimizer.Buffers}); err != nil {
+	if err := r.setOptState(optim.State{Name: s.Optimizer.Name, Step: s.Optimizer.Step, Buffers: s.Optimizer.Buffers}); err != nil {
 		return fmt.Errorf("checkpoint optimizer state: %w", err)
 	}
 	var stats epochStats
@@ -159,7 +205,9 @@ func (r *replica) restore(s *checkpoint.Snapshot) error {
 			return fmt.Errorf("checkpoint epoch statistics: %w", err)
 		}
 	}
-	copy(r.model.Params(), s.Params)
+	if err := r.setParams(s.Params); err != nil {
+		return err
+	}
 	r.step, r.epoch = s.Step, stats
 	r.restoreDerived()
 	return nil
@@ -278,7 +326,7 @@ func (w *worker) compute(ctx actor.Context, msg *BatchReady) {
 	}
 	sent := len(grads) // grads[sent:] went ahead
 	var ready func(from int)
-	if w.r.ranks > 1 && w.bucket >= 0 {
+	if w.r.ranks > 1 && w.bucket >= 0 && w.r.backend == nil {
 		ready = func(from int) {
 			if from > 0 && sent-from >= w.bucket {
 				w.r.beforeReduce(grads, from, sent, scale)
@@ -289,7 +337,12 @@ func (w *worker) compute(ctx actor.Context, msg *BatchReady) {
 	}
 	var lossSum float64
 	var correct int
-	if dp := w.r.dp; dp != nil {
+	if b := w.r.backend; b != nil {
+		var err error
+		if lossSum, correct, err = b.TrainBatch(msg.Batch, scale, w.r.dropoutSeed(msg.Step), grads); err != nil {
+			panic(fmt.Errorf("step %d on %s: %w", msg.Step, b.Device(), err))
+		}
+	} else if dp := w.r.dp; dp != nil {
 		var clipped int
 		lossSum, correct, clipped = w.r.model.TrainBatchClipped(msg.Batch, scale, w.r.dropoutSeed(msg.Step), dp.spec.ClipNorm, ready)
 		dp.clipped += int64(clipped)
@@ -364,7 +417,14 @@ func (w *worker) joined(ctx actor.Context, msg *worldJoined) {
 func (w *worker) apply(ctx actor.Context, msg *Reduced) {
 	cfg := w.r.job.Optimizer
 	lr := cfg.Schedule.LR(cfg.LR, int(msg.Step), int(w.r.spanSteps))
-	w.r.opt.Step(w.r.model.Params(), msg.Grads, lr)
+	if b := w.r.backend; b != nil {
+		if err := b.Step(msg.Grads, lr); err != nil {
+			panic(fmt.Errorf("step %d on %s: %w", msg.Step, b.Device(), err))
+		}
+		w.r.stale = true
+	} else {
+		w.r.opt.Step(w.r.model.Params(), msg.Grads, lr)
+	}
 	w.r.step++
 	if w.r.dp != nil {
 		w.r.dp.accountUpTo(w.r, w.r.step)
@@ -425,7 +485,7 @@ func (w *worker) endEpoch(ctx actor.Context, stamp Stamp) (stop bool) {
 			if w.r.job.Train.EarlyStopping.Metric == "val_accuracy" {
 				metric = done.ValAccuracy
 			}
-			_, done.Stop = w.r.stopper.Observe(done.Epoch, metric, w.r.model.Params())
+			_, done.Stop = w.r.stopper.Observe(done.Epoch, metric, w.r.params())
 		}
 	}
 	ctx.Send(ctx.Parent(), done)
@@ -433,6 +493,7 @@ func (w *worker) endEpoch(ctx actor.Context, stamp Stamp) (stop bool) {
 }
 
 func (w *worker) evaluate(b compute.Batch) (loss, accuracy float64) {
+	w.r.params() // the host copy evaluates
 	lossSum, correct := w.r.model.Evaluate(b, w.r.job.Train.EvalBatch)
 	return lossSum / float64(b.N), float64(correct) / float64(b.N)
 }
@@ -491,7 +552,9 @@ func (w *worker) conclude(ctx actor.Context, interrupted, stoppedEarly bool, d d
 	done := &TrainingDone{Stamp: Stamp{Step: w.r.step}, Interrupted: interrupted, StoppedEarly: stoppedEarly}
 	if w.r.stopper != nil && !interrupted {
 		if epoch, _, best, ok := w.r.stopper.Best(); ok {
-			copy(w.r.model.Params(), best)
+			if err := w.r.setParams(best); err != nil {
+				panic(err)
+			}
 			done.BestEpoch = epoch
 		}
 	}
@@ -509,8 +572,8 @@ const stateHeader = 10
 // first broadcast can carry it: a header of 64-bit values split into float32 words (the
 // broadcast copies bits, so they arrive intact), the parameters, then every optimizer buffer.
 func (r *replica) encodeState() []float32 {
-	st := r.opt.State()
-	params := r.model.Params()
+	st := r.optState()
+	params := r.params()
 	n := stateHeader + len(params)
 	for _, b := range st.Buffers {
 		n += len(b)
@@ -530,8 +593,8 @@ func (r *replica) encodeState() []float32 {
 // installState replaces the replica's state with an encoded one (see encodeState), which a
 // replica of the same job produced.
 func (r *replica) installState(s []float32) error {
-	st := r.opt.State()
-	params := r.model.Params()
+	st := r.optState()
+	params := r.params()
 	want := stateHeader + len(params)
 	for _, b := range st.Buffers {
 		want += len(b)
@@ -552,10 +615,12 @@ func (r *replica) installState(s []float32) error {
 		bufs[i] = s[off : off+len(b)]
 		off += len(b)
 	}
-	if err := r.opt.SetState(optim.State{Name: st.Name, Step: int64(h[1]), Buffers: bufs}); err != nil {
+	if err := r.setOptState(optim.State{Name: st.Name, Step: int64(h[1]), Buffers: bufs}); err != nil {
 		return fmt.Errorf("state transfer: %w", err)
 	}
-	copy(params, s[stateHeader:])
+	if err := r.setParams(s[stateHeader : stateHeader+len(params)]); err != nil {
+		return fmt.Errorf("state transfer: %w", err)
+	}
 	r.step = int64(h[0])
 	r.epoch = epochStats{LossSum: math.Float64frombits(h[2]), Correct: int(h[3]), Samples: int(h[4])}
 	r.restoreDerived()

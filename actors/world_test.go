@@ -17,6 +17,17 @@ import (
 // system, its own collective endpoint on 127.0.0.1), all in this process.
 func runWorld(t testing.TB, job Job, size int, opts Options) []*Result {
 	t.Helper()
+	jobs := make([]Job, size)
+	for i := range jobs {
+		jobs[i] = job
+	}
+	return runWorldOf(t, jobs, opts)
+}
+
+// runWorldOf is runWorld with rank i running jobs[i]: the same job with local differences.
+func runWorldOf(t testing.TB, jobs []Job, opts Options) []*Result {
+	t.Helper()
+	size := len(jobs)
 	eps := make([]*collective.Endpoint, size)
 	addrs := make([]string, size)
 	for i := range eps {
@@ -36,7 +47,7 @@ func runWorld(t testing.TB, job Job, size int, opts Options) []*Result {
 			defer wg.Done()
 			o := opts
 			o.World = &StaticWorld{Rank: r, Addrs: addrs, Endpoint: eps[r], Generation: 1}
-			results[r], errs[r] = Run(context.Background(), job, o)
+			results[r], errs[r] = Run(context.Background(), jobs[r], o)
 		}()
 	}
 	wg.Wait()

@@ -91,33 +91,16 @@ func runExport(f exportFlags, out string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("checkpoint directory: %w", err)
 		}
 	}
-	store, err := actors.OpenStore(context.Background(), loc)
-	if err != nil {
-		return err
-	}
-	snap, name, skipped, err := checkpoint.NewManager(store, 0).LoadLatest()
-	for _, s := range skipped {
-		fmt.Fprintf(stderr, "troupe: skipped broken checkpoint %s\n", s)
-	}
-	if errors.Is(err, checkpoint.ErrNoCheckpoint) {
-		return fmt.Errorf("no valid checkpoint in %s", loc)
+	trained, err := actors.LoadTrained(context.Background(), job, loc)
+	if trained != nil {
+		for _, s := range trained.Skipped {
+			fmt.Fprintf(stderr, "troupe: skipped broken checkpoint %s\n", s)
+		}
 	}
 	if err != nil {
 		return err
 	}
-	if fp, want := snap.Meta["fingerprint"], job.Fingerprint(); fp != want {
-		return fmt.Errorf("%s in %s was written by another job (fingerprint %q, job %q has %q): pass the job file it was trained with as --job, "+
-			"with the model, optimizer, seed, batch_size, train_limit and validation of that run (flags given to train included)",
-			name, loc, fp, job.Name, want)
-	}
-	model, err := compute.NewModel(job.Model, job.Seed)
-	if err != nil {
-		return err
-	}
-	if len(snap.Params) != model.NumParams() {
-		return fmt.Errorf("%s holds %d parameters, the job's model has %d", name, len(snap.Params), model.NumParams())
-	}
-	copy(model.Params(), snap.Params)
+	model, name := trained.Model, trained.Checkpoint
 	specJSON, err := json.Marshal(model.Spec())
 	if err != nil {
 		return err
@@ -125,10 +108,10 @@ func runExport(f exportFlags, out string, stdout, stderr io.Writer) error {
 	meta := map[string]string{
 		safetensors.MetaFormat:      "pt",
 		safetensors.MetaJob:         job.Name,
-		safetensors.MetaStep:        strconv.FormatInt(snap.Step, 10),
+		safetensors.MetaStep:        strconv.FormatInt(trained.Step, 10),
 		safetensors.MetaCheckpoint:  name,
-		safetensors.MetaFinished:    strconv.FormatBool(snap.Meta["final"] == "true"),
-		safetensors.MetaFingerprint: snap.Meta["fingerprint"],
+		safetensors.MetaFinished:    strconv.FormatBool(trained.Final),
+		safetensors.MetaFingerprint: trained.Fingerprint,
 		safetensors.MetaModel:       string(specJSON),
 		safetensors.MetaDataset:     job.Data.Dataset,
 		safetensors.MetaDataMean:    strconv.FormatFloat(float64(job.Data.Mean), 'g', -1, 32),
@@ -147,7 +130,7 @@ func runExport(f exportFlags, out string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "exported %s (step %d) of job %q to %s: %d tensors, %d parameters\n",
-		name, snap.Step, job.Name, out, len(tensors), model.NumParams())
+		name, trained.Step, job.Name, out, len(tensors), model.NumParams())
 	if job.Prune != nil {
 		reportSparsity(stdout, named)
 	}

@@ -58,9 +58,9 @@ func (f *clusterFlags) define(fl *pflag.FlagSet, bind string) {
 	fl.StringVar(&f.gossip, "gossip", "auto", "failure-detection timings: lan, local (loopback, sub-second) or auto (local on loopback)")
 }
 
-// localFlags are the job flags a joiner may give: they say where this node finds its data and
-// writes its checkpoints, not what the cluster trains.
-var localFlags = map[string]bool{"data-dir": true, "checkpoint": true, "checkpoint-dir": true, "checkpoint-every": true, "keep": true,
+// localFlags are the job flags a joiner may give: they say where this node trains, finds its
+// data and writes its checkpoints, not what the cluster trains.
+var localFlags = map[string]bool{"device": true, "data-dir": true, "checkpoint": true, "checkpoint-dir": true, "checkpoint-every": true, "keep": true,
 	"keep-every": true, "overwrite": true}
 
 func newNodeCommand(stdout, stderr io.Writer) *cobra.Command {

@@ -81,6 +81,7 @@ func (f *trainFlags) defineJobFlags(fl *pflag.FlagSet) {
 	override(f, fl.Int64Var, "max-steps", "stop after this many steps in all (0: run every epoch)", func(j *actors.Job) *int64 { return &j.Train.MaxSteps })
 	override(f, fl.Float64Var, "lr", "base learning rate", func(j *actors.Job) *float64 { return &j.Optimizer.LR })
 	override(f, fl.Uint64Var, "seed", "seed of initialization, data order and dropout", func(j *actors.Job) *uint64 { return &j.Seed })
+	override(f, fl.StringVar, "device", "where the model trains: cpu, or cuda / cuda:N in the build with -tags cuda", func(j *actors.Job) *string { return &j.Train.Device })
 	override(f, fl.StringVar, "data-dir", "folder of the MNIST IDX files (default: $TROUPE_MNIST_DIR, then the Go module cache)", func(j *actors.Job) *string { return &j.Data.Dir })
 	override(f, fl.IntVar, "train-limit", "train on the first N samples only", func(j *actors.Job) *int { return &j.Data.TrainLimit })
 	override(f, fl.IntVar, "test-limit", "test on the first N samples only", func(j *actors.Job) *int { return &j.Data.TestLimit })
@@ -213,6 +214,8 @@ type summary struct {
 	Epsilon        *float64 `json:"epsilon,omitempty"`
 	Delta          *float64 `json:"delta,omitempty"`
 	SamplesClipped *int64   `json:"samples_clipped,omitempty"`
+	// With distill.train_teacher: the test accuracy of the teacher this run trained first.
+	TeacherTestAccuracy *float64 `json:"teacher_test_accuracy,omitempty"`
 }
 
 // anonymity is the summary's share of a tabular data set's privacy report.
@@ -251,6 +254,9 @@ func newSummary(res *actors.Result, params int) summary {
 	}
 	if res.Delta > 0 {
 		out.Epsilon, out.Delta, out.SamplesClipped = &res.Epsilon, &res.Delta, &res.SamplesClipped
+	}
+	if !math.IsNaN(res.TeacherTestAccuracy) {
+		out.TeacherTestAccuracy = &res.TeacherTestAccuracy
 	}
 	for _, s := range res.Skipped {
 		out.SkippedBroken = append(out.SkippedBroken, s.Name+": "+s.Reason)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"unsafe"
 
 	"gorgonia.org/cu"
 
@@ -44,14 +43,17 @@ func (d *Device) PeakGBps() float64 {
 	return 2 * float64(d.MemClockKHz) * 1e3 * float64(d.BusBits) / 8 / 1e9
 }
 
-// Open creates a context on GPU ordinal and loads the kernels.
-func Open(ordinal int) (d *Device, err error) {
+// ErrNoDevice is wrapped by OpenDevice's error for an ordinal no GPU of this machine has.
+var ErrNoDevice = errors.New("cuda: no such device")
+
+// OpenDevice creates a context on GPU ordinal and loads the kernels.
+func OpenDevice(ordinal int) (d *Device, err error) {
 	n, err := cu.NumDevices()
 	if err != nil {
 		return nil, fmt.Errorf("cuda: count devices: %w", err)
 	}
 	if ordinal < 0 || ordinal >= n {
-		return nil, fmt.Errorf("cuda: device %d asked for, %d present", ordinal, n)
+		return nil, fmt.Errorf("%w: device %d asked for, %d present", ErrNoDevice, ordinal, n)
 	}
 	dev, err := cu.GetDevice(ordinal)
 	if err != nil {
@@ -103,16 +105,27 @@ func (d *Device) Close() error {
 	return errors.Join(err, d.ctx.Close())
 }
 
-// Buffer is n float32 values (or, for SumSquares' result, raw bytes) in device memory.
+// Buffer is n float32 values (or raw bytes: float64 sums, int32 labels and counts) in device
+// memory: an allocation of its own, or a view into one (Slice).
 type Buffer struct {
-	ptr cu.DevicePtr
-	n   int
+	ptr  cu.DevicePtr
+	n    int
+	view bool
 }
 
 // Len is the number of float32 values the buffer holds.
 func (b *Buffer) Len() int { return b.n }
 
-// Alloc allocates a buffer of n float32 values.
+// Slice is the view of n values from off: what a layer's weights are inside the flat parameter
+// buffer. It shares b's memory, is never freed itself, and is invalid once b is freed.
+func (b *Buffer) Slice(off, n int) *Buffer {
+	if off < 0 || n < 0 || off+n > b.n {
+		panic(kernels.ErrLength)
+	}
+	return &Buffer{ptr: b.ptr + cu.DevicePtr(4*off), n: n, view: true}
+}
+
+// Alloc allocates a buffer of n float32 values. Its contents are undefined until written.
 func (d *Device) Alloc(n int) (*Buffer, error) {
 	b := &Buffer{n: n}
 	if n == 0 {
@@ -129,8 +142,11 @@ func (d *Device) Alloc(n int) (*Buffer, error) {
 	return b, nil
 }
 
-// Free releases b.
+// Free releases b, which must be an allocation, not a view.
 func (d *Device) Free(b *Buffer) error {
+	if b.view {
+		return errors.New("cuda: free of a view: free the buffer it views instead")
+	}
 	if b.n == 0 {
 		return nil
 	}
@@ -141,24 +157,16 @@ func (d *Device) Free(b *Buffer) error {
 
 // Upload copies src into the start of dst.
 func (d *Device) Upload(dst *Buffer, src []float32) error {
-	if len(src) > dst.n {
-		panic(kernels.ErrLength)
-	}
-	if len(src) == 0 {
-		return nil
-	}
-	return d.ctx.Do(func() error { return cu.MemcpyHtoD(dst.ptr, unsafe.Pointer(&src[0]), int64(4*len(src))) })
+	q := d.NewQueue()
+	q.Upload(dst, src)
+	return q.Run()
 }
 
 // Download copies the start of src into dst.
 func (d *Device) Download(dst []float32, src *Buffer) error {
-	if len(dst) > src.n {
-		panic(kernels.ErrLength)
-	}
-	if len(dst) == 0 {
-		return nil
-	}
-	return d.ctx.Do(func() error { return cu.MemcpyDtoH(unsafe.Pointer(&dst[0]), src.ptr, int64(4*len(dst))) })
+	q := d.NewQueue()
+	q.Download(dst, src)
+	return q.Run()
 }
 
 // Synchronize waits for every launched kernel to finish and returns the first error of one.
@@ -173,20 +181,6 @@ func ptrArg(b *Buffer) arg   { return arg(b.ptr) }
 func intArg(v int) arg       { return arg(uint32(int32(v))) }
 func longArg(v int) arg      { return arg(uint64(int64(v))) }
 func floatArg(v float32) arg { return arg(math.Float32bits(v)) }
-
-// launch runs kernel name on a grid of blocks of threads.
-func (d *Device) launch(name string, gridX, gridY, threads int, args ...arg) error {
-	params := make([]unsafe.Pointer, len(args))
-	for i := range args {
-		params[i] = unsafe.Pointer(&args[i])
-	}
-	fn := d.fns[name]
-	err := d.ctx.Do(func() error { return fn.Launch(gridX, gridY, 1, threads, 1, 1, 0, cu.Stream{}, params) })
-	if err != nil {
-		return fmt.Errorf("cuda: launch %s: %w", name, err)
-	}
-	return nil
-}
 
 // blocksFor is the grid of a grid-stride kernel over n elements: enough blocks of 256 threads
 // to fill the GPU, no more.
