@@ -2,6 +2,7 @@ package actors
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/troupe-ml/troupe/data"
 	"github.com/troupe-ml/troupe/data/synthetic"
@@ -18,6 +19,24 @@ const (
 	// DatasetTitanic is the Titanic passenger table, anonymized as data.anonymize says before
 	// any row becomes a feature vector; a fifth of it, drawn by the job's seed, is the test set.
 	DatasetTitanic = "titanic"
+	// DatasetSyntheticImages is a stream of MNIST-shaped images of ten classes drawn from
+	// stroke prototypes (synthetic.DefaultImages), and DatasetSyntheticTabular one of rows of
+	// a ten-class Gaussian mixture with categorical columns (synthetic.DefaultTabular): data
+	// of any size, generated sample by sample as batches need it, never stored. The training
+	// set is data.train_limit samples (default syntheticTrain), the validation set the
+	// data.validation after them and the test set the data.test_limit after those (default
+	// syntheticTest): disjoint samples of the same classes.
+	DatasetSyntheticImages  = "synthetic-images"
+	DatasetSyntheticTabular = "synthetic-tabular"
+)
+
+// datasets lists the data sets a job may name.
+var datasets = []string{DatasetMNIST, DatasetMNISTSynthetic, DatasetTitanic, DatasetSyntheticImages, DatasetSyntheticTabular}
+
+// The default sizes of a generated data set.
+const (
+	syntheticTrain = 60000
+	syntheticTest  = 10000
 )
 
 // titanicTestFraction is the share of the Titanic rows held out for testing.
@@ -63,6 +82,8 @@ func loadData(job Job) (dataSets, error) {
 	switch job.Data.Dataset {
 	case DatasetTitanic:
 		sets, err = loadTitanic(job)
+	case DatasetSyntheticImages, DatasetSyntheticTabular:
+		sets, err = loadGenerated(job)
 	default:
 		sets, err = loadMNIST(job)
 	}
@@ -141,4 +162,77 @@ func loadTitanic(job Job) (dataSets, error) {
 		return dataSets{}, err
 	}
 	return dataSets{train: train, test: test, anonymity: report}, nil
+}
+
+// loadGenerated cuts a generated stream into the job's training, validation and test sets.
+func loadGenerated(job Job) (dataSets, error) {
+	train, test := job.Data.TrainLimit, job.Data.TestLimit
+	if train == 0 {
+		train = syntheticTrain
+	}
+	if test == 0 {
+		test = syntheticTest
+	}
+	seed := job.Seed
+	if s := job.Data.Synthetic; s != nil && s.Seed != 0 {
+		seed = s.Seed
+	}
+	n := train + job.Data.Validation + test
+	var src interface {
+		Len() int
+		SampleSize() int
+		Gather(idx []int32, x []float32, labels []int32, norm data.Normalize) error
+	}
+	var err error
+	if job.Data.Dataset == DatasetSyntheticImages {
+		src, err = synthetic.NewImages(synthetic.DefaultImages(seed, n))
+	} else {
+		src, err = synthetic.NewTabular(synthetic.DefaultTabular(seed, n))
+	}
+	if err != nil {
+		return dataSets{}, fmt.Errorf("%w: data: %w", ErrBadJob, err)
+	}
+	all := normalized{src, data.Normalize{Mean: job.Data.Mean, Std: job.Data.Std}}
+	sets := dataSets{train: span(all, 0, train), test: span(all, train+job.Data.Validation, test)}
+	if job.Data.Validation > 0 {
+		sets.val = span(all, train, job.Data.Validation)
+	}
+	return sets, nil
+}
+
+// span is samples [first, first+n) of a set; the whole set when that is all of it.
+func span(s samples, first, n int) samples {
+	if first == 0 && n == s.Len() {
+		return s
+	}
+	return &spanned{s: s, first: first, n: n}
+}
+
+// spanned is a contiguous part of a set. Gather shifts the indices into a buffer of its own,
+// kept from call to call so that it allocates nothing once grown.
+type spanned struct {
+	s        samples
+	first, n int
+	mu       sync.Mutex
+	idx      []int32
+}
+
+func (p *spanned) Len() int        { return p.n }
+func (p *spanned) SampleSize() int { return p.s.SampleSize() }
+func (p *spanned) Gather(idx []int32, x []float32, labels []int32) error {
+	for _, i := range idx {
+		if i < 0 || int(i) >= p.n {
+			return fmt.Errorf("%w: sample %d of %d", data.ErrIndexOutOfRange, i, p.n)
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cap(p.idx) < len(idx) {
+		p.idx = make([]int32, len(idx))
+	}
+	shifted := p.idx[:len(idx)]
+	for k, i := range idx {
+		shifted[k] = i + int32(p.first)
+	}
+	return p.s.Gather(shifted, x, labels)
 }

@@ -2,10 +2,13 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"os"
+	"slices"
 	"testing"
 
 	"github.com/troupe-ml/troupe/compute"
+	"github.com/troupe-ml/troupe/data"
 	"github.com/troupe-ml/troupe/data/tabular"
 )
 
@@ -74,4 +77,66 @@ func TestSyntheticMNISTTrainsOnTheFittedModel(t *testing.T) {
 		t.Fatalf("trained on synthetic samples: test accuracy %v on real images", synth.TestAccuracy)
 	}
 	t.Logf("test accuracy on real images: trained on real %.4f, on synthetic %.4f", real.TestAccuracy, synth.TestAccuracy)
+}
+
+// The generated sets train like a data set read from files: the classes are learnt, the same
+// seed gives the same run, and the training, validation and test samples are disjoint parts of
+// one stream (a test sample gathered through the test set is the stream's sample after the
+// training and validation ones).
+func TestGeneratedSetsTrain(t *testing.T) {
+	for _, tc := range []struct {
+		dataset string
+		input   int
+		floor   float64
+	}{{DatasetSyntheticImages, 784, 0.5}, {DatasetSyntheticTabular, 27, 0.45}} {
+		t.Run(tc.dataset, func(t *testing.T) {
+			job := smallJob(t)
+			job.Checkpoint.Dir = ""
+			job.Data.Dataset = tc.dataset
+			job.Data.Validation = 300
+			job.Data.TrainLimit = 5000
+			job.Train.Epochs = 5
+			job.Model = compute.MLP(tc.input, []int{64}, 10)
+			if err := job.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			a := mustRun(t, context.Background(), job, Options{})
+			t.Logf("%s: test accuracy %.4f", tc.dataset, a.TestAccuracy)
+			if a.TestAccuracy < tc.floor {
+				t.Fatalf("test accuracy %v on %s, chance is 0.1", a.TestAccuracy, tc.dataset)
+			}
+			if b := mustRun(t, context.Background(), job, Options{}); !sameBits(a.Losses, b.Losses) {
+				t.Fatal("one seed gave two runs")
+			}
+			sets, err := loadData(job)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sets.train.Len() != 5000 || sets.val.Len() != 300 || sets.test.Len() != 500 {
+				t.Fatalf("sets of %d, %d and %d samples, want 5000, 300 and 500", sets.train.Len(), sets.val.Len(), sets.test.Len())
+			}
+			size := sets.train.SampleSize()
+			all := span(sets.train.(*spanned).s, 0, 5800)
+			got, want := make([]float32, size), make([]float32, size)
+			var gl, wl [1]int32
+			for _, c := range []struct {
+				set   samples
+				i     int32
+				first int32
+			}{{sets.train, 7, 0}, {sets.val, 7, 5000}, {sets.test, 499, 5300}} {
+				if err := c.set.Gather([]int32{c.i}, got, gl[:]); err != nil {
+					t.Fatal(err)
+				}
+				if err := all.Gather([]int32{c.first + c.i}, want, wl[:]); err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(got, want) || gl != wl {
+					t.Fatalf("sample %d of a set is not sample %d of the stream", c.i, c.first+c.i)
+				}
+			}
+			if err := sets.test.Gather([]int32{500}, got, gl[:]); !errors.Is(err, data.ErrIndexOutOfRange) {
+				t.Fatalf("a sample past the test set: %v", err)
+			}
+		})
+	}
 }

@@ -62,7 +62,8 @@ func (p *PrivacySpec) validate() error {
 
 // DataSpec says where the samples come from and how they are prepared.
 type DataSpec struct {
-	// Dataset names the data set: mnist (the default), mnist-synthetic or titanic.
+	// Dataset names the data set: mnist (the default), mnist-synthetic, titanic, or one of the
+	// generated sets synthetic-images and synthetic-tabular.
 	Dataset string `yaml:"dataset" json:"dataset"`
 	// Dir holds the MNIST IDX files, or for titanic names its CSV file; empty means find them
 	// (TROUPE_MNIST_DIR or TROUPE_TITANIC_CSV, then the Go module cache).
@@ -81,16 +82,19 @@ type DataSpec struct {
 	// Anonymize (titanic only) transforms the table's columns before any row becomes a
 	// feature vector, and sets the k-anonymity target.
 	Anonymize *tabular.Config `yaml:"anonymize,omitempty" json:"anonymize,omitempty"`
-	// Synthetic (mnist-synthetic only) shapes the model fitted to the training images.
+	// Synthetic shapes the model mnist-synthetic fits to the training images, and seeds the
+	// generated sets.
 	Synthetic *SyntheticSpec `yaml:"synthetic,omitempty" json:"synthetic,omitempty"`
 }
 
-// SyntheticSpec is the per-class Gaussian model mnist-synthetic draws its training samples
-// from: Rank principal directions per Gaussian (default 30) and Components Gaussians per class
-// (default 1).
+// SyntheticSpec is, for mnist-synthetic, the per-class Gaussian model its training samples are
+// drawn from: Rank principal directions per Gaussian (default 30) and Components Gaussians per
+// class (default 1). For synthetic-images and synthetic-tabular, Seed picks the generator (its
+// classes' prototypes or mixtures; default: the job's seed).
 type SyntheticSpec struct {
-	Rank       int `yaml:"rank,omitempty" json:"rank,omitempty"`
-	Components int `yaml:"components,omitempty" json:"components,omitempty"`
+	Rank       int    `yaml:"rank,omitempty" json:"rank,omitempty"`
+	Components int    `yaml:"components,omitempty" json:"components,omitempty"`
+	Seed       uint64 `yaml:"seed,omitempty" json:"seed,omitempty"`
 }
 
 func (s *SyntheticSpec) rank() int {
@@ -236,6 +240,10 @@ func (j *Job) Validate() error {
 		if j.Data.Anonymize != nil {
 			return bad("data.anonymize is for tabular data (titanic), not %s", j.Data.Dataset)
 		}
+	case DatasetSyntheticImages, DatasetSyntheticTabular:
+		if j.Data.Anonymize != nil {
+			return bad("data.anonymize is for tabular data read from a file (titanic), not %s", j.Data.Dataset)
+		}
 	case DatasetTitanic:
 		if j.Data.TrainLimit != 0 || j.Data.TestLimit != 0 || j.Data.Validation != 0 {
 			return bad("data.train_limit, test_limit and validation are for image sets; titanic holds out a fifth of its rows for testing")
@@ -246,10 +254,17 @@ func (j *Job) Validate() error {
 			}
 		}
 	default:
-		return bad("data.dataset: unknown dataset %q (known: %s, %s, %s)", j.Data.Dataset, DatasetMNIST, DatasetMNISTSynthetic, DatasetTitanic)
+		return bad("data.dataset: unknown dataset %q (known: %s)", j.Data.Dataset, strings.Join(datasets, ", "))
 	}
-	if j.Data.Synthetic != nil && j.Data.Dataset != DatasetMNISTSynthetic {
-		return bad("data.synthetic is for %s, not %s", DatasetMNISTSynthetic, j.Data.Dataset)
+	if s := j.Data.Synthetic; s != nil {
+		switch {
+		case j.Data.Dataset == DatasetMNIST || j.Data.Dataset == DatasetTitanic:
+			return bad("data.synthetic is for the synthetic data sets, not %s", j.Data.Dataset)
+		case j.Data.Dataset != DatasetMNISTSynthetic && (s.Rank != 0 || s.Components != 0):
+			return bad("data.synthetic.rank and components shape %s's fitted model, not %s", DatasetMNISTSynthetic, j.Data.Dataset)
+		case j.Data.Dataset == DatasetMNISTSynthetic && s.Seed != 0:
+			return bad("data.synthetic.seed is for the generated sets; %s draws by the job's seed", DatasetMNISTSynthetic)
+		}
 	}
 	if s := j.Data.Synthetic; s != nil && (s.Rank < 0 || s.Components < 0) {
 		return bad("data.synthetic: rank and components must be >= 0, got %d and %d", s.Rank, s.Components)
