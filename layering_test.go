@@ -120,6 +120,22 @@ func TestLayering(t *testing.T) {
 	}
 }
 
+// TestDefaultBuildHasNoCUDA: gorgonia.org/cu ends a process whose driver finds no GPU, so only
+// the build with -tags cuda may link it.
+func TestDefaultBuildHasNoCUDA(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("go command not found:", err)
+	}
+	for _, dep := range goList(t, "-deps", module+"/...") {
+		if covers("gorgonia.org/cu", dep) {
+			t.Errorf("the default build depends on %s", dep)
+		}
+	}
+	if !slices.ContainsFunc(goList(t, "-tags", "cuda", "-deps", module+"/cmd/troupe"), func(d string) bool { return covers("gorgonia.org/cu", d) }) {
+		t.Error("the build with -tags cuda does not link gorgonia.org/cu: the GPU backend is missing from it")
+	}
+}
+
 func TestCovers(t *testing.T) {
 	tests := []struct {
 		path, pkg string
