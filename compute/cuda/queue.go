@@ -26,6 +26,12 @@ type Queue struct {
 // NewQueue returns an empty queue on d.
 func (d *Device) NewQueue() *Queue { return &Queue{d: d} }
 
+// Reset drops the calls queued and not run (those of a call that panicked), and returns q.
+func (q *Queue) Reset() *Queue {
+	q.calls = q.calls[:0]
+	return q
+}
+
 // Run runs the queued calls and empties the queue; it stops at the first error. Launches are
 // asynchronous: a kernel's failure shows in a later copy to the host, or in Synchronize.
 func (q *Queue) Run() error {

@@ -65,7 +65,7 @@ func New(cfg Config, numParams int) (Optimizer, error) {
 // value, and the caller should skip the step instead.
 func ClipGlobalNorm(grads []float32, maxNorm float64) (norm float64) {
 	norm = math.Sqrt(sumSquares(grads))
-	if scale := clipScale(norm, maxNorm); scale != 1 {
+	if scale := ClipScale(norm, maxNorm); scale != 1 {
 		for i := range grads {
 			grads[i] *= scale
 		}
@@ -107,7 +107,7 @@ func (c *core) begin(params, grads []float32) (step int64, gradScale float32) {
 	}
 	gradScale = 1
 	if c.clipNorm > 0 {
-		gradScale = clipScale(math.Sqrt(sumSquares(grads)), c.clipNorm)
+		gradScale = ClipScale(math.Sqrt(sumSquares(grads)), c.clipNorm)
 	}
 	c.step++
 	c.params, c.grads, c.gradScale = params, grads, gradScale

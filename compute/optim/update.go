@@ -29,11 +29,11 @@ func sumSquares(x []float32) float64 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-// clipScale returns the factor that brings a gradient of norm norm down to
+// ClipScale returns the factor that brings a gradient of norm norm down to
 // maxNorm, or 1 when it needs none: clipping off (maxNorm <= 0), norm
 // within bound, or norm not finite (scaling would spread the NaN or Inf to
 // every value).
-func clipScale(norm, maxNorm float64) float32 {
+func ClipScale(norm, maxNorm float64) float32 {
 	if maxNorm <= 0 || !(norm > maxNorm) || math.IsInf(norm, 0) {
 		return 1
 	}

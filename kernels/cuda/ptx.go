@@ -27,7 +27,7 @@ func PTX() string { return ptx + "\x00" }
 // Kernels names every entry point of the module, for the loader and its tests.
 var Kernels = []string{
 	"sgemm_nn", "sgemm_nt", "sgemm_tn", "sgemm_tt",
-	"mul", "add_row_vector", "relu", "relu_grad", "bias_relu", "add", "scale",
-	"col_sums", "row_sums", "sum_squares", "softmax_xent",
+	"mul", "add_row_vector", "relu", "relu_grad", "bias_relu", "tanh_forward", "tanh_backward", "add", "scale",
+	"col_sums", "row_sums", "sum_squares", "sum_doubles", "softmax_xent", "loss_stats",
 	"adam_step", "sgd_step", "rmsprop_step",
 }

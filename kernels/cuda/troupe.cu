@@ -109,7 +109,7 @@ extern "C" __global__ void relu(float* dst, const float* x, long long n) {
   GRID_STRIDE(i, n) dst[i] = x[i] > 0.f ? x[i] : 0.f;
 }
 
-// dst = dy where y > 0, else 0
+// dst = dy where y > 0, else 0; dst may be dy
 extern "C" __global__ void relu_grad(float* dst, const float* dy, const float* y, long long n) {
   GRID_STRIDE(i, n) dst[i] = y[i] > 0.f ? dy[i] : 0.f;
 }
@@ -120,6 +120,16 @@ extern "C" __global__ void bias_relu(float* c, const float* v, long long rows, i
     const float s = c[i] + v[i % cols];
     c[i] = s > 0.f ? s : 0.f;
   }
+}
+
+// y = tanh(x), in double and rounded once, as compute's tanh layer.
+extern "C" __global__ void tanh_forward(float* y, const float* x, long long n) {
+  GRID_STRIDE(i, n) y[i] = (float)tanh((double)x[i]);
+}
+
+// dx = dy*(1 - y*y) from the layer's output y, in float32 as compute's tanh layer. dx may be dy.
+extern "C" __global__ void tanh_backward(float* dx, const float* dy, const float* y, long long n) {
+  GRID_STRIDE(i, n) dx[i] = dy[i] * (1.f - y[i] * y[i]);
 }
 
 // dst[i] += src[i]: the all-reduce's sum.
@@ -167,21 +177,31 @@ extern "C" __global__ void row_sums(float* dst, const float* a, long long rows, 
   }
 }
 
-// *out += sum x[i]^2 in double; blocks of 256 threads; *out starts at 0.
-extern "C" __global__ void sum_squares(double* out, const float* x, long long n) {
+// partials[b] = sum of x[i]^2 over the elements block b visits, in double; blocks of 256
+// threads. sum_doubles then adds the partials in a fixed order, so that the total is the same
+// bits on every run for the same n: replicas that clip by it must take the same step.
+extern "C" __global__ void sum_squares(double* partials, const float* x, long long n) {
   double s = 0;
   GRID_STRIDE(i, n) s += (double)x[i] * x[i];
   s = block_sum(s);
-  if (threadIdx.x == 0) atomicAdd(out, s);
+  if (threadIdx.x == 0) partials[blockIdx.x] = s;
+}
+
+// *out = sum of the count values; one block of 256 threads.
+extern "C" __global__ void sum_doubles(double* out, const double* v, int count) {
+  double s = 0;
+  for (int i = threadIdx.x; i < count; i += blockDim.x) s += v[i];
+  s = block_sum(s);
+  if (threadIdx.x == 0) *out = s;
 }
 
 // ---- loss -----------------------------------------------------------------------------------
 
 // Softmax cross-entropy of each row of logits (rows×classes) against labels, one block of 256
-// threads per row, in double as compute's softmaxCrossEntropyRow: loss[i] = logsumexp(z) - z[y];
-// when grad is not null, grad[i, :] = scale*(softmax(z) - onehot(y)). correct[i] is 1 when the
-// first maximum is the label.
-extern "C" __global__ void softmax_xent(float* loss, int* correct, float* grad, const float* logits,
+// threads per row, in double as kernels.SoftmaxCrossEntropy: loss[i] = max + log(sum) - z[y]
+// with sum = Σ exp(z - max); when grad is not null, grad[i, :] = scale*(exp(z - max)/sum -
+// onehot(y)). correct[i] is 1 when the first maximum is the label.
+extern "C" __global__ void softmax_xent(double* loss, int* correct, float* grad, const float* logits,
                                         const int* labels, long long rows, int classes, float scale) {
   __shared__ double red[256];
   __shared__ int arg[256];
@@ -212,20 +232,36 @@ extern "C" __global__ void softmax_xent(float* loss, int* correct, float* grad, 
     double sum = 0;
     for (int j = threadIdx.x; j < classes; j += blockDim.x) sum += exp((double)z[j] - zmax);
     sum = block_sum(sum);
-    const double lse = zmax + log(sum);
     const int label = labels[i];
     if (grad != nullptr) {
       for (int j = threadIdx.x; j < classes; j += blockDim.x) {
-        double p = exp((double)z[j] - lse);
+        double p = exp((double)z[j] - zmax) / sum;
         if (j == label) p -= 1;
         grad[i * classes + j] = scale * (float)p;
       }
     }
     if (threadIdx.x == 0) {
-      loss[i] = (float)(lse - (double)z[label]);
+      loss[i] = zmax + log(sum) - (double)z[label];
       correct[i] = argmax == label;
     }
     __syncthreads();
+  }
+}
+
+// The batch's totals: *lossSum = Σ loss[i] and *correctSum = Σ correct[i], in a fixed order;
+// one block of 256 threads.
+extern "C" __global__ void loss_stats(double* lossSum, int* correctSum, const double* loss,
+                                      const int* correct, long long n) {
+  double l = 0, c = 0;
+  for (long long i = threadIdx.x; i < n; i += blockDim.x) {
+    l += loss[i];
+    c += correct[i];
+  }
+  l = block_sum(l);
+  c = block_sum(c);
+  if (threadIdx.x == 0) {
+    *lossSum = l;
+    *correctSum = (int)c;
   }
 }
 
