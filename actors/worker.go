@@ -146,6 +146,15 @@ func (r *replica) params() []float32 {
 	return r.model.Params()
 }
 
+// grads is where a step's gradient goes: the model's gradient on the CPU, the backend's own
+// host buffer where it has one.
+func (r *replica) grads() []float32 {
+	if h, ok := r.backend.(compute.HostGradients); ok {
+		return h.GradientBuffer()
+	}
+	return r.model.Grads()
+}
+
 // setParams replaces the parameters, on the device too.
 func (r *replica) setParams(src []float32) error {
 	copy(r.model.Params(), src)
@@ -319,7 +328,7 @@ const defaultBucketValues = 1 << 18
 // the backward pass of the layers before them; the AllReduce that follows carries the rest.
 func (w *worker) compute(ctx actor.Context, msg *BatchReady) {
 	scale := 1 / float32(w.r.globalBatchLen(msg.Step))
-	grads := w.r.model.Grads()
+	grads := w.r.grads()
 	if w.r.teacher != nil {
 		// The teacher's logits for the same samples are the student's soft targets.
 		msg.Batch.Teacher = w.r.teacherLogits(msg)

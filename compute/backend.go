@@ -42,6 +42,14 @@ type Backend interface {
 	Close() error
 }
 
+// HostGradients is implemented by a Backend whose gradient copies run fastest to and from host
+// memory of its own: a GPU's page-locked memory, which it copies by DMA without the staging
+// copy the driver makes for ordinary memory. A Worker then trains into GradientBuffer (NumParams
+// values, valid until Close), hands it to the all-reduce and steps from it.
+type HostGradients interface {
+	GradientBuffer() []float32
+}
+
 // ErrUnsupported is wrapped by the errors of a device that cannot run a model or optimizer
 // (a layer type it has no kernel for, say): the job is refused before it starts.
 var ErrUnsupported = errors.New("compute: not supported on this device")

@@ -23,10 +23,10 @@ func init() { compute.RegisterDevice("cuda", Open) }
 // inputs and labels up and the gradient (plus a 16-byte loss and accuracy total) down in
 // TrainBatch; the averaged gradient up in Step (and an 8-byte norm down when clipping).
 //
-// The host side of those copies is the caller's pageable memory: gorgonia.org/cu v0.9.6 binds
-// no call that allocates or registers page-locked host memory (cuMemAllocHost,
-// cuMemHostAlloc, cuMemHostRegister; only cuMemFreeHost), so the driver stages each copy
-// through its own pinned buffers, and every copy is synchronous.
+// The gradient's host side is page-locked memory the backend allocates (GradientBuffer), which
+// the Worker trains into and steps from, so those copies go by DMA; a caller that passes
+// memory of its own (the batch's inputs always) gets the driver's staged copy of pageable
+// memory. Every copy is synchronous.
 type backend struct {
 	dev     *Device
 	ordinal int
@@ -51,9 +51,17 @@ type backend struct {
 	rowCorrect   *Buffer
 	gradA, gradB *Buffer // backward's ping-pong: the gradient of the current layer's output and input
 
-	stats  [4]float32 // the scalars' host copy
+	stats [4]float32 // the scalars' host copy
+	// pinned is page-locked host memory for the gradient: GradientBuffer hands it to the
+	// Worker, which trains into it and steps from it, so those copies go by DMA.
+	pinned []float32
 	closed bool
 }
+
+var _ compute.HostGradients = (*backend)(nil)
+
+// GradientBuffer implements compute.HostGradients.
+func (b *backend) GradientBuffer() []float32 { return b.pinned }
 
 // devLayer is one layer of the chain. Activation layers work in place on the backward pass,
 // so only dense layers move the gradient from one scratch buffer to the other.
@@ -182,6 +190,9 @@ func (b *backend) allocate(params []float32) error {
 	}
 	b.scalars, b.partials = alloc(4), alloc(SumSquaresPartials)
 	if err != nil {
+		return err
+	}
+	if b.pinned, err = b.dev.AllocPinned(b.numParams); err != nil {
 		return err
 	}
 	offset := 0
@@ -539,6 +550,8 @@ func (b *backend) Close() error {
 		}
 	}
 	b.optBufs = nil
+	errs = append(errs, b.dev.FreePinned(b.pinned))
+	b.pinned = nil
 	errs = append(errs, release(b.ordinal))
 	return errors.Join(errs...)
 }

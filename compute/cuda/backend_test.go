@@ -188,6 +188,51 @@ func TestClippedStepsAreDeterministic(t *testing.T) {
 	}
 }
 
+// The page-locked gradient buffer the Worker trains into and steps from gives what a Go slice
+// gives, bit for bit: the gradient, and the parameters after the step.
+func TestPinnedGradientBufferActsAsAGoSlice(t *testing.T) {
+	spec := compute.MLP(64, []int{32}, 10)
+	params := refModel(t, spec, 9).Params()
+	cfg := optim.Config{Name: optim.SGD, LR: 0.1, Momentum: 0.9}
+	var replicas [2]compute.Backend
+	for i := range replicas {
+		b, err := Open("cuda:0", spec, params, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		replicas[i] = b
+	}
+	pinned := replicas[0].(compute.HostGradients).GradientBuffer()
+	if len(pinned) != len(params) {
+		t.Fatalf("GradientBuffer holds %d values, the model %d", len(pinned), len(params))
+	}
+	own := make([]float32, len(params))
+	batch := randomBatch(rand.New(rand.NewPCG(9, 9)), 16, 64, 10)
+	for range 3 {
+		for i, g := range [][]float32{pinned, own} {
+			if _, _, err := replicas[i].TrainBatch(batch, 1.0/16, 0, g); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !slices.Equal(pinned, own) {
+			t.Fatal("the gradient in page-locked memory differs")
+		}
+		for i, g := range [][]float32{pinned, own} {
+			if err := replicas[i].Step(g, cfg.LR); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	a, b := make([]float32, len(params)), make([]float32, len(params))
+	if err := errors.Join(replicas[0].ReadParams(a), replicas[1].ReadParams(b)); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(a, b) {
+		t.Fatal("stepping from page-locked memory gave other parameters")
+	}
+}
+
 // BenchmarkTrainStepMLP is one data-parallel step of the default MNIST model at batch 128 with
 // Adam: TrainBatch (inputs up, gradient down) and Step (gradient up, update), on the GPU and,
 // for the ratio, on the CPU backend of the same binary.
@@ -205,6 +250,9 @@ func BenchmarkTrainStepMLP(b *testing.B) {
 			}
 			defer backend.Close()
 			grads, out := make([]float32, backend.NumParams()), make([]float32, backend.NumParams())
+			if h, ok := backend.(compute.HostGradients); ok {
+				grads = h.GradientBuffer() // as the Worker does
+			}
 			step := func() {
 				if _, _, err := backend.TrainBatch(batch, 1.0/n, 0, grads); err != nil {
 					b.Fatal(err)
