@@ -14,14 +14,27 @@ import (
 )
 
 // testDevice stands for a GPU in these tests: the CPU backend reached through the device path
-// of the Worker (gradients copied out, averaged gradients handed back, parameters read from
-// the device only when the host needs them). The CPU backend computes what the Worker's own
-// CPU path does, bit for bit, so every difference is the path's.
+// of the Worker (gradients copied out into the backend's own host buffer, as into a GPU's
+// page-locked memory, averaged gradients handed back, parameters read from the device only
+// when the host needs them). The CPU backend computes what the Worker's own CPU path does, bit
+// for bit, so every difference is the path's.
 const testDevice = "hostdev"
+
+// ownGradients is a Backend with a gradient buffer of its own, as the GPU backend has.
+type ownGradients struct {
+	compute.Backend
+	buf []float32
+}
+
+func (o ownGradients) GradientBuffer() []float32 { return o.buf }
 
 func init() {
 	compute.RegisterDevice(testDevice, func(_ string, spec compute.ModelSpec, params []float32, opt optim.Config) (compute.Backend, error) {
-		return compute.OpenCPU("cpu", spec, params, opt)
+		b, err := compute.OpenCPU("cpu", spec, params, opt)
+		if err != nil {
+			return nil, err
+		}
+		return ownGradients{b, make([]float32, b.NumParams())}, nil
 	})
 }
 
