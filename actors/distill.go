@@ -74,7 +74,11 @@ func trainTeacher(ctx context.Context, d *DistillSpec, log *slog.Logger) (float6
 	}
 	log.Info("training the teacher first", "job", tj.Name, "checkpoints", tj.Checkpoint.Dir)
 	tj.Checkpoint.Resume = true
-	res, err := Run(ctx, tj, Options{Logger: log.With("teacher", tj.Name)})
+	tlog := log.With("teacher", tj.Name)
+	res, err := Run(ctx, tj, Options{Logger: tlog, OnEpoch: func(e *EpochDone) {
+		// The student's progress display has not started: these lines are the teacher's.
+		tlog.Info("teacher epoch done", "epoch", e.Epoch+1, "of", tj.Train.Epochs, "train_loss", e.TrainLoss, "train_accuracy", e.TrainAccuracy)
+	}})
 	if err != nil {
 		return 0, fmt.Errorf("training the teacher %s: %w", tj.Name, err)
 	}
