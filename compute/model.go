@@ -186,38 +186,44 @@ func (m *Model) OutputSize() int { return m.outSize }
 // TrainBatch or Evaluate, which panic on a malformed batch. Errors wrap
 // ErrBadBatch.
 func (m *Model) CheckBatch(b Batch) error {
+	return b.Check(m.inSize, m.outSize, m.plan.spec.Loss)
+}
+
+// Check is CheckBatch for a model of inputs values per sample, outputs outputs and the loss
+// named: what every backend checks before it computes.
+func (b Batch) Check(inputs, outputs int, loss string) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrBadBatch, fmt.Sprintf(format, args...))
 	}
 	if b.N < 0 {
 		return bad("N = %d is negative", b.N)
 	}
-	if len(b.X) != b.N*m.inSize {
-		return bad("X holds %d values, want N×input = %d×%d", len(b.X), b.N, m.inSize)
+	if len(b.X) != b.N*inputs {
+		return bad("X holds %d values, want N×input = %d×%d", len(b.X), b.N, inputs)
 	}
 	if b.Labels != nil {
 		if len(b.Labels) != b.N {
 			return bad("%d labels for %d samples", len(b.Labels), b.N)
 		}
 		for i, l := range b.Labels {
-			if l < 0 || int(l) >= m.outSize {
-				return bad("label %d of sample %d is outside 0..%d", l, i, m.outSize-1)
+			if l < 0 || int(l) >= outputs {
+				return bad("label %d of sample %d is outside 0..%d", l, i, outputs-1)
 			}
 		}
 	}
 	if b.Targets != nil {
-		if m.plan.spec.Loss != LossMSE {
-			return bad("targets given, but the loss is %s", m.plan.spec.Loss)
+		if loss != LossMSE {
+			return bad("targets given, but the loss is %s", loss)
 		}
-		if len(b.Targets) != b.N*m.outSize {
-			return bad("targets hold %d values, want N×outputs = %d×%d", len(b.Targets), b.N, m.outSize)
+		if len(b.Targets) != b.N*outputs {
+			return bad("targets hold %d values, want N×outputs = %d×%d", len(b.Targets), b.N, outputs)
 		}
 	}
-	if b.Teacher != nil && len(b.Teacher) != b.N*m.outSize {
-		return bad("teacher logits hold %d values, want N×outputs = %d×%d", len(b.Teacher), b.N, m.outSize)
+	if b.Teacher != nil && len(b.Teacher) != b.N*outputs {
+		return bad("teacher logits hold %d values, want N×outputs = %d×%d", len(b.Teacher), b.N, outputs)
 	}
 	if b.Labels == nil && b.Targets == nil && b.N > 0 {
-		if m.plan.spec.Loss == LossMSE {
+		if loss == LossMSE {
 			return bad("neither labels nor targets given")
 		}
 		return bad("no labels given")

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"testing"
-	"time"
 
 	"github.com/troupe-ml/troupe/data/tabular"
 )
@@ -53,21 +52,7 @@ func TestPeersDistillOnGeneratedDataAcrossAJoin(t *testing.T) {
 	job := writeJob(t, dir, "student.yaml", fmt.Sprintf(generatedStudentJob, teacher))
 	a := startNode(t, bin, "A", "--bind", "127.0.0.1:0", "--job", job, "--min-nodes", "2", "--no-checkpoint")
 	a.await(t, teacherTrainedLine, nil, 0)
-	b := startNode(t, bin, "B", "--bind", "127.0.0.1:0", "--join", a.gossipAddr(t))
-	w := a.awaitWorld(t, 1, 0)
-	at := a.awaitSteps(t, 2, w.next)
-	c := startNode(t, bin, "C", "--bind", "127.0.0.1:0", "--join", b.gossipAddr(t))
-	if w = a.awaitWorld(t, 2, at); w.members != 3 {
-		t.Fatalf("the world after the join has %d members, want 3", w.members)
-	}
-	joined := a.awaitFirstStep(t, 2, w.next).step
-	sums := map[string]nodeSummary{}
-	for _, p := range []*nodeProc{a, b, c} {
-		if code := p.waitExit(t, 5*time.Minute); code != 0 {
-			t.Fatalf("%s exited %d", p.name, code)
-		}
-		sums[p.name] = p.summary(t)
-	}
+	sums, joined := joinTwoMore(t, bin, a, 2)
 	for name, s := range sums {
 		if s.ParamsSHA256 != sums["A"].ParamsSHA256 || s.Steps != 1600 {
 			t.Errorf("%s: %d steps, params %s; A's %s", name, s.Steps, s.ParamsSHA256, sums["A"].ParamsSHA256)

@@ -7,11 +7,30 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/troupe-ml/troupe/checkpoint/safetensors"
 	"github.com/troupe-ml/troupe/compute/privacy"
 )
+
+// joinTwoMore has node B join A (which started the job and waits for a second node), then,
+// after A logged progress lines more in their world of two, node C join B. It returns the
+// three nodes' summaries, by name, once they all exited 0, and the step C's world began at.
+func joinTwoMore(t *testing.T, bin string, a *nodeProc, progressLines int) (map[string]nodeSummary, int) {
+	t.Helper()
+	b := startNode(t, bin, "B", "--bind", "127.0.0.1:0", "--join", a.gossipAddr(t))
+	w := a.awaitWorld(t, 1, 0)
+	at := a.awaitSteps(t, progressLines, w.next)
+	c := startNode(t, bin, "C", "--bind", "127.0.0.1:0", "--join", b.gossipAddr(t))
+	if w = a.awaitWorld(t, 2, at); w.members != 3 {
+		t.Fatalf("the world after the join has %d members, want 3", w.members)
+	}
+	joined := a.awaitFirstStep(t, 2, w.next).step
+	sums := map[string]nodeSummary{}
+	for _, p := range []*nodeProc{a, b, c} {
+		sums[p.name] = p.finish(t)
+	}
+	return sums, joined
+}
 
 // prunedJob prunes a small MLP to 80% of its weights over its second and third epochs.
 const prunedJob = `name: pruned
@@ -102,23 +121,10 @@ func TestPeersPruneAndTrainPrivatelyAcrossAJoin(t *testing.T) {
 	bin := buildTroupe(t)
 	job := writeJob(t, t.TempDir(), "job.yaml", privatePrunedJob)
 	a := startNode(t, bin, "A", "--bind", "127.0.0.1:0", "--job", job, "--min-nodes", "2", "--no-checkpoint")
-	b := startNode(t, bin, "B", "--bind", "127.0.0.1:0", "--join", a.gossipAddr(t))
-	w := a.awaitWorld(t, 1, 0)
-	at := a.awaitSteps(t, 15, w.next) // progress lines come every 10 steps: past step 150
-	c := startNode(t, bin, "C", "--bind", "127.0.0.1:0", "--join", b.gossipAddr(t))
-	if w = a.awaitWorld(t, 2, at); w.members != 3 {
-		t.Fatalf("the world after the join has %d members, want 3", w.members)
-	}
-	// Any step after 100 will do: masks found again after step 600 must hold through the
-	// fine-tuning too, or the sparsity falls.
-	joined := a.awaitFirstStep(t, 2, w.next).step
-	sums := map[string]nodeSummary{}
-	for _, p := range []*nodeProc{a, b, c} {
-		if code := p.waitExit(t, 5*time.Minute); code != 0 {
-			t.Fatalf("%s exited %d", p.name, code)
-		}
-		sums[p.name] = p.summary(t)
-	}
+	// Progress lines come every 10 steps: C joins past step 150. Any step after 100 will do:
+	// masks found again after step 600 must hold through the fine-tuning too, or the sparsity
+	// falls.
+	sums, joined := joinTwoMore(t, bin, a, 15)
 	acct := func(steps int) float64 {
 		ac, err := privacy.NewAccountant()
 		if err != nil {

@@ -239,40 +239,6 @@ var errClosed = errors.New("cuda: the backend is closed")
 func (b *backend) Device() string { return "cuda:" + strconv.Itoa(b.ordinal) }
 func (b *backend) NumParams() int { return b.numParams }
 
-// checkBatch is compute.Model.CheckBatch for this backend's model (softmax cross-entropy:
-// labels needed, targets refused).
-func (b *backend) checkBatch(batch compute.Batch) error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s", compute.ErrBadBatch, fmt.Sprintf(format, args...))
-	}
-	if batch.N < 0 {
-		return bad("N = %d is negative", batch.N)
-	}
-	if len(batch.X) != batch.N*b.inSize {
-		return bad("X holds %d values, want N×input = %d×%d", len(batch.X), batch.N, b.inSize)
-	}
-	if batch.Labels != nil {
-		if len(batch.Labels) != batch.N {
-			return bad("%d labels for %d samples", len(batch.Labels), batch.N)
-		}
-		for i, l := range batch.Labels {
-			if l < 0 || int(l) >= b.outSize {
-				return bad("label %d of sample %d is outside 0..%d", l, i, b.outSize-1)
-			}
-		}
-	}
-	if batch.Targets != nil {
-		return bad("targets given, but the loss is %s", compute.LossSoftmaxCrossEntropy)
-	}
-	if batch.Teacher != nil && len(batch.Teacher) != batch.N*b.outSize {
-		return bad("teacher logits hold %d values, want N×outputs = %d×%d", len(batch.Teacher), batch.N, b.outSize)
-	}
-	if batch.Labels == nil && batch.N > 0 {
-		return bad("no labels given")
-	}
-	return nil
-}
-
 // reserve grows the per-batch buffers to hold n samples. They only grow: a smaller batch
 // uses views of them.
 func (b *backend) reserve(n int) error {
@@ -337,7 +303,7 @@ func (b *backend) TrainBatch(batch compute.Batch, lossScale float32, dropoutSeed
 	if err := compute.CheckVector("the gradient buffer", grads, b.numParams); err != nil {
 		return 0, 0, err
 	}
-	if err := b.checkBatch(batch); err != nil {
+	if err := batch.Check(b.inSize, b.outSize, compute.LossSoftmaxCrossEntropy); err != nil {
 		return 0, 0, err
 	}
 	n := batch.N

@@ -154,19 +154,39 @@ func TestOtherChainsAndBatchSizesFollowTheCPU(t *testing.T) {
 
 // Replicas of a world apply the same averaged gradient and must stay identical; with clipping
 // that needs the norm summed in the same order every time.
-func TestClippedStepsAreDeterministic(t *testing.T) {
-	spec := compute.MLP(300, []int{256}, 10)
-	params := refModel(t, spec, 5).Params()
-	cfg := optim.Config{Name: optim.Adam, LR: 1e-3, ClipNorm: 0.01}
+// twoReplicas opens two backends on cuda:0 with the same parameters, closed when t ends.
+func twoReplicas(t *testing.T, spec compute.ModelSpec, params []float32, cfg optim.Config) [2]compute.Backend {
+	t.Helper()
 	var replicas [2]compute.Backend
 	for i := range replicas {
 		b, err := Open("cuda:0", spec, params, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer b.Close()
+		t.Cleanup(func() { b.Close() })
 		replicas[i] = b
 	}
+	return replicas
+}
+
+// sameParams fails t with why unless both replicas hold the same parameters, bit for bit.
+func sameParams(t *testing.T, replicas [2]compute.Backend, why string) {
+	t.Helper()
+	n := replicas[0].NumParams()
+	a, b := make([]float32, n), make([]float32, n)
+	if err := errors.Join(replicas[0].ReadParams(a), replicas[1].ReadParams(b)); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(a, b) {
+		t.Fatal(why)
+	}
+}
+
+func TestClippedStepsAreDeterministic(t *testing.T) {
+	spec := compute.MLP(300, []int{256}, 10)
+	params := refModel(t, spec, 5).Params()
+	cfg := optim.Config{Name: optim.Adam, LR: 1e-3, ClipNorm: 0.01}
+	replicas := twoReplicas(t, spec, params, cfg)
 	rng := rand.New(rand.NewPCG(5, 5))
 	grads := make([]float32, len(params))
 	for range 5 {
@@ -179,13 +199,7 @@ func TestClippedStepsAreDeterministic(t *testing.T) {
 			}
 		}
 	}
-	a, b := make([]float32, len(params)), make([]float32, len(params))
-	if err := errors.Join(replicas[0].ReadParams(a), replicas[1].ReadParams(b)); err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(a, b) {
-		t.Fatal("two replicas given the same gradients took different clipped steps")
-	}
+	sameParams(t, replicas, "two replicas given the same gradients took different clipped steps")
 }
 
 // The page-locked gradient buffer the Worker trains into and steps from gives what a Go slice
@@ -194,15 +208,7 @@ func TestPinnedGradientBufferActsAsAGoSlice(t *testing.T) {
 	spec := compute.MLP(64, []int{32}, 10)
 	params := refModel(t, spec, 9).Params()
 	cfg := optim.Config{Name: optim.SGD, LR: 0.1, Momentum: 0.9}
-	var replicas [2]compute.Backend
-	for i := range replicas {
-		b, err := Open("cuda:0", spec, params, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
-		replicas[i] = b
-	}
+	replicas := twoReplicas(t, spec, params, cfg)
 	pinned := replicas[0].(compute.HostGradients).GradientBuffer()
 	if len(pinned) != len(params) {
 		t.Fatalf("GradientBuffer holds %d values, the model %d", len(pinned), len(params))
@@ -224,13 +230,7 @@ func TestPinnedGradientBufferActsAsAGoSlice(t *testing.T) {
 			}
 		}
 	}
-	a, b := make([]float32, len(params)), make([]float32, len(params))
-	if err := errors.Join(replicas[0].ReadParams(a), replicas[1].ReadParams(b)); err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(a, b) {
-		t.Fatal("stepping from page-locked memory gave other parameters")
-	}
+	sameParams(t, replicas, "stepping from page-locked memory gave other parameters")
 }
 
 // BenchmarkTrainStepMLP is one data-parallel step of the default MNIST model at batch 128 with
