@@ -80,8 +80,8 @@ func newFixture(t *testing.T, device string, open compute.BackendOpener, spec co
 	return &fixture{spec: spec, ref: ref, refOpt: refOpt, backend: b}
 }
 
-// batch draws n samples: inputs in [-1, 1) and labels in [0, classes).
-func batch(rng *rand.Rand, n, in, classes int) compute.Batch {
+// RandomBatch draws n samples: inputs in [-1, 1) and labels in [0, classes).
+func RandomBatch(rng *rand.Rand, n, in, classes int) compute.Batch {
 	x := make([]float32, n*in)
 	for i := range x {
 		x[i] = float32(rng.Float64()*2 - 1)
@@ -93,8 +93,8 @@ func batch(rng *rand.Rand, n, in, classes int) compute.Batch {
 	return compute.Batch{X: x, N: n, Labels: labels}
 }
 
-// deviation is max|got-want| / max(max|want|, 1e-30).
-func deviation(got, want []float32) float64 {
+// Deviation is max|got-want| / max(max|want|, 1e-30): the measure Tolerance bounds.
+func Deviation(got, want []float32) float64 {
 	var diff, scale float64
 	for i := range want {
 		diff = max(diff, math.Abs(float64(got[i])-float64(want[i])))
@@ -111,7 +111,7 @@ func within(t *testing.T, what string, got, want []float32) {
 	if len(got) != len(want) {
 		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
 	}
-	if d := deviation(got, want); !(d <= Tolerance) {
+	if d := Deviation(got, want); !(d <= Tolerance) {
 		t.Fatalf("%s deviates from the CPU reference by %.3g of its scale (tolerance %g)", what, d, Tolerance)
 	}
 }
@@ -137,7 +137,7 @@ func trainAndStep(t *testing.T, device string, open compute.BackendOpener) {
 			grads := make([]float32, f.backend.NumParams())
 			var worst float64
 			for step := range steps {
-				b := batch(rng, n, in, classes)
+				b := RandomBatch(rng, n, in, classes)
 				scale := float32(1) / n
 				wantLoss, wantCorrect := f.ref.TrainBatch(b, scale, 0)
 				loss, correct, err := f.backend.TrainBatch(b, scale, 0, grads)
@@ -152,7 +152,7 @@ func trainAndStep(t *testing.T, device string, open compute.BackendOpener) {
 					t.Fatalf("step %d: %d correct, the CPU %d", step, correct, wantCorrect)
 				}
 				within(t, fmt.Sprintf("step %d gradient", step), grads, f.ref.Grads())
-				worst = max(worst, deviation(grads, f.ref.Grads()))
+				worst = max(worst, Deviation(grads, f.ref.Grads()))
 				lr := cfg.LR * (1 + 0.5*float64(step)) // a schedule's changing rate
 				step := slices.Clone(f.ref.Grads())
 				f.refOpt.Step(f.ref.Params(), slices.Clone(step), lr)
@@ -161,7 +161,7 @@ func trainAndStep(t *testing.T, device string, open compute.BackendOpener) {
 				}
 				got := f.params(t)
 				within(t, "parameters", got, f.ref.Params())
-				worst = max(worst, deviation(got, f.ref.Params()))
+				worst = max(worst, Deviation(got, f.ref.Params()))
 			}
 			t.Logf("%s on %s: largest deviation from the CPU %.3g of scale", name, device, worst)
 		})
@@ -211,7 +211,7 @@ func optimizerState(t *testing.T, device string, open compute.BackendOpener) {
 			rng := rand.New(rand.NewPCG(11, 2))
 			grads := make([]float32, a.backend.NumParams())
 			for range 3 {
-				if _, _, err := a.backend.TrainBatch(batch(rng, 16, 20, 5), 1.0/16, 0, grads); err != nil {
+				if _, _, err := a.backend.TrainBatch(RandomBatch(rng, 16, 20, 5), 1.0/16, 0, grads); err != nil {
 					t.Fatal(err)
 				}
 				if err := a.backend.Step(grads, cfg.LR); err != nil {
@@ -256,8 +256,8 @@ func badInputs(t *testing.T, device string, open compute.BackendOpener) {
 	before := f.params(t)
 	n := f.backend.NumParams()
 	rng := rand.New(rand.NewPCG(5, 5))
-	good := batch(rng, 4, 12, 3)
-	badLabel := batch(rng, 4, 12, 3)
+	good := RandomBatch(rng, 4, 12, 3)
+	badLabel := RandomBatch(rng, 4, 12, 3)
 	badLabel.Labels[2] = 3
 	cases := map[string]error{}
 	_, _, cases["short gradient buffer"] = f.backend.TrainBatch(good, 1, 0, make([]float32, n-1))

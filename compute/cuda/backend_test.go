@@ -74,30 +74,6 @@ func TestDeviceNames(t *testing.T) {
 	}
 }
 
-func deviation(got, want []float32) float64 {
-	var diff, scale float64
-	for i := range want {
-		diff = max(diff, math.Abs(float64(got[i])-float64(want[i])))
-		scale = max(scale, math.Abs(float64(want[i])))
-	}
-	if math.IsNaN(diff) {
-		return math.Inf(1)
-	}
-	return diff / max(scale, 1e-30)
-}
-
-func randomBatch(rng *rand.Rand, n, in, classes int) compute.Batch {
-	x := make([]float32, n*in)
-	for i := range x {
-		x[i] = float32(rng.NormFloat64())
-	}
-	labels := make([]int32, n)
-	for i := range labels {
-		labels[i] = int32(rng.IntN(classes))
-	}
-	return compute.Batch{X: x, N: n, Labels: labels}
-}
-
 // A chain the conformance MLP does not have: a 3-d input flattened, tanh, a ReLU that follows
 // a ReLU (not folded into a dense layer), and batches that grow and shrink the activations.
 func TestOtherChainsAndBatchSizesFollowTheCPU(t *testing.T) {
@@ -126,7 +102,7 @@ func TestOtherChainsAndBatchSizesFollowTheCPU(t *testing.T) {
 	grads := make([]float32, b.NumParams())
 	got := make([]float32, b.NumParams())
 	for step, n := range []int{8, 33, 5, 33, 1, 64} {
-		batch := randomBatch(rng, n, 24, 5)
+		batch := backendtest.RandomBatch(rng, n, 24, 5)
 		scale := float32(1) / float32(n)
 		wantLoss, wantCorrect := ref.TrainBatch(batch, scale, 0)
 		loss, correct, err := b.TrainBatch(batch, scale, 0, grads)
@@ -136,7 +112,7 @@ func TestOtherChainsAndBatchSizesFollowTheCPU(t *testing.T) {
 		if math.Abs(loss-wantLoss) > backendtest.Tolerance*math.Abs(wantLoss) || correct < wantCorrect-1 || correct > wantCorrect+1 {
 			t.Fatalf("step %d (batch %d): loss %v, %d correct; the CPU %v, %d", step, n, loss, correct, wantLoss, wantCorrect)
 		}
-		if d := deviation(grads, ref.Grads()); !(d <= backendtest.Tolerance) {
+		if d := backendtest.Deviation(grads, ref.Grads()); !(d <= backendtest.Tolerance) {
 			t.Fatalf("step %d (batch %d): gradient deviates by %.3g of scale", step, n, d)
 		}
 		refOpt.Step(ref.Params(), slices.Clone(ref.Grads()), cfg.LR)
@@ -146,7 +122,7 @@ func TestOtherChainsAndBatchSizesFollowTheCPU(t *testing.T) {
 		if err := b.ReadParams(got); err != nil {
 			t.Fatal(err)
 		}
-		if d := deviation(got, ref.Params()); !(d <= backendtest.Tolerance) {
+		if d := backendtest.Deviation(got, ref.Params()); !(d <= backendtest.Tolerance) {
 			t.Fatalf("step %d (batch %d): parameters deviate by %.3g of scale", step, n, d)
 		}
 	}
@@ -214,7 +190,7 @@ func TestPinnedGradientBufferActsAsAGoSlice(t *testing.T) {
 		t.Fatalf("GradientBuffer holds %d values, the model %d", len(pinned), len(params))
 	}
 	own := make([]float32, len(params))
-	batch := randomBatch(rand.New(rand.NewPCG(9, 9)), 16, 64, 10)
+	batch := backendtest.RandomBatch(rand.New(rand.NewPCG(9, 9)), 16, 64, 10)
 	for range 3 {
 		for i, g := range [][]float32{pinned, own} {
 			if _, _, err := replicas[i].TrainBatch(batch, 1.0/16, 0, g); err != nil {
@@ -241,7 +217,7 @@ func BenchmarkTrainStepMLP(b *testing.B) {
 	spec := compute.MLP(784, []int{512, 512}, 10)
 	params := refModel(b, spec, 1).Params()
 	cfg := optim.Config{Name: optim.Adam, LR: 1e-3}
-	batch := randomBatch(rand.New(rand.NewPCG(1, 1)), n, 784, 10)
+	batch := backendtest.RandomBatch(rand.New(rand.NewPCG(1, 1)), n, 784, 10)
 	for _, device := range []string{"cuda:0", "cpu"} {
 		b.Run(strings.ReplaceAll(device, ":", ""), func(b *testing.B) {
 			backend, err := compute.OpenBackend(device, spec, params, cfg)
