@@ -173,17 +173,23 @@ func planLayers(spec compute.ModelSpec) (layers []*devLayer, inSize, outSize, ma
 	return layers, inSize, width, maxWidth, nil
 }
 
-// allocate creates the model's device buffers, binds the layers' views and uploads params.
-func (b *backend) allocate(params []float32) error {
-	var err error
-	alloc := func(n int) *Buffer {
-		if err != nil {
+// allocator returns an Alloc that records its first error in *err and, after one, allocates
+// nothing more: a run of allocations checked once at its end.
+func (d *Device) allocator(err *error) func(n int) *Buffer {
+	return func(n int) *Buffer {
+		if *err != nil {
 			return nil
 		}
 		var buf *Buffer
-		buf, err = b.dev.Alloc(n)
+		buf, *err = d.Alloc(n)
 		return buf
 	}
+}
+
+// allocate creates the model's device buffers, binds the layers' views and uploads params.
+func (b *backend) allocate(params []float32) error {
+	var err error
+	alloc := b.dev.allocator(&err)
 	b.params, b.grads = alloc(b.numParams), alloc(b.numParams)
 	for range numOptBuffers(b.cfg) {
 		b.optBufs = append(b.optBufs, alloc(b.numParams))
@@ -249,14 +255,7 @@ func (b *backend) reserve(n int) error {
 		return err
 	}
 	var err error
-	alloc := func(size int) *Buffer {
-		if err != nil {
-			return nil
-		}
-		var buf *Buffer
-		buf, err = b.dev.Alloc(size)
-		return buf
-	}
+	alloc := b.dev.allocator(&err)
 	b.x, b.labels = alloc(n*b.inSize), alloc(n)
 	b.rowLoss, b.rowCorrect = alloc(2*n), alloc(n)
 	b.gradA, b.gradB = alloc(n*b.maxWidth), alloc(n*b.maxWidth)
