@@ -54,8 +54,8 @@ func (l *conv2D) initialize(rng *rand.Rand, init string) {
 	clear(l.bias)
 }
 
-func (l *conv2D) paramShapes() (weight, bias []int) {
-	return []int{l.f, l.c, l.size, l.size}, []int{l.f}
+func (l *conv2D) tensors() []tensorShape {
+	return weightAndBias([]int{l.f, l.c, l.size, l.size}, []int{l.f})
 }
 
 // validRange returns the output positions o in [lo, hi) whose input

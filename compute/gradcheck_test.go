@@ -47,17 +47,37 @@ func checkGradients(t *testing.T, m *Model, b Batch, seed uint64) (maxParamErr, 
 	t.Helper()
 	const scale = 1
 	m.keepInputGrad = true
-	m.TrainBatch(b, scale, seed)
-	analytic := append([]float32(nil), m.Grads()...)
+	maxParamErr, numeric := checkParamGradients(t, m, &b, seed)
 	analyticX := append([]float32(nil), m.inputGrad...)
 	if len(analyticX) != len(b.X) {
 		t.Fatalf("input gradient has %d values, want %d", len(analyticX), len(b.X))
 	}
+	x := append([]float32(nil), b.X...)
+	b.X = x
+	for i := range x {
+		e := gradError(float64(analyticX[i]), numeric(&x[i]))
+		if e > gradTol {
+			t.Errorf("input %d: analytic %v, numeric %v", i, analyticX[i], numeric(&x[i]))
+		}
+		maxInputErr = max(maxInputErr, e)
+	}
+	return maxParamErr, maxInputErr
+}
+
+// checkParamGradients checks every parameter gradient of m on b and returns the largest
+// relative error, and the finite difference of the loss in one value, for more checks.
+// m.inputGrad is left holding a copy of the analytic input gradient, when the model keeps it.
+func checkParamGradients(t *testing.T, m *Model, b *Batch, seed uint64) (maxErr float64, numeric func(v *float32) float64) {
+	t.Helper()
+	const scale = 1
+	m.TrainBatch(*b, scale, seed)
+	analytic := append([]float32(nil), m.Grads()...)
+	inputGrad := append([]float32(nil), m.inputGrad...)
 	loss := func() float64 {
-		l, _ := m.TrainBatch(b, scale, seed)
+		l, _ := m.TrainBatch(*b, scale, seed)
 		return l
 	}
-	numeric := func(v *float32) float64 {
+	numeric = func(v *float32) float64 {
 		orig := *v
 		*v = orig + gradEps
 		plus := loss()
@@ -72,18 +92,10 @@ func checkGradients(t *testing.T, m *Model, b Batch, seed uint64) (maxParamErr, 
 		if e > gradTol {
 			t.Errorf("param %d: analytic %v, numeric %v", i, analytic[i], numeric(&params[i]))
 		}
-		maxParamErr = max(maxParamErr, e)
+		maxErr = max(maxErr, e)
 	}
-	x := append([]float32(nil), b.X...)
-	b.X = x
-	for i := range x {
-		e := gradError(float64(analyticX[i]), numeric(&x[i]))
-		if e > gradTol {
-			t.Errorf("input %d: analytic %v, numeric %v", i, analyticX[i], numeric(&x[i]))
-		}
-		maxInputErr = max(maxInputErr, e)
-	}
-	return maxParamErr, maxInputErr
+	m.inputGrad = inputGrad
+	return maxErr, numeric
 }
 
 func TestGradients(t *testing.T) {

@@ -27,7 +27,23 @@ type paramLayer interface {
 	layer
 	bind(params, grads []float32)
 	initialize(rng *rand.Rand, init string)
-	paramShapes() (weight, bias []int)
+	// tensors lists the layer's parameter tensors in the order bind lays them out, named
+	// relative to the layer.
+	tensors() []tensorShape
+}
+
+// tensorShape is one parameter tensor of a layer. decay marks the matrices that weight
+// decay applies to when a model restricts it (a GPT's: not its biases, gains and
+// embeddings).
+type tensorShape struct {
+	name  string
+	shape []int
+	decay bool
+}
+
+// weightAndBias is the tensors of a layer with one weight tensor and one bias vector.
+func weightAndBias(weight, bias []int) []tensorShape {
+	return []tensorShape{{name: "weight", shape: weight, decay: true}, {name: "bias", shape: bias}}
 }
 
 // newLayer builds the layer lp describes.
@@ -96,7 +112,7 @@ func (d *dense) initialize(rng *rand.Rand, init string) {
 	clear(d.b)
 }
 
-func (d *dense) paramShapes() (weight, bias []int) { return []int{d.out, d.in}, []int{d.out} }
+func (d *dense) tensors() []tensorShape { return weightAndBias([]int{d.out, d.in}, []int{d.out}) }
 
 func (d *dense) forward(x []float32, n int, train bool) []float32 {
 	d.y = grow(d.y, n*d.out)
@@ -271,11 +287,13 @@ type dropout struct {
 	src   rand.PCG
 	mask  []float32 // 0 or 1/(1-rate) per value of the last training forward
 	y, dx []float32
+	// callSeed and stream, set by seed, fix the mask of every training forward until
+	// the next seed: a block that recomputes its forward pass draws the same mask again.
+	callSeed, stream uint64
 }
 
-// seed makes the next training forward's mask a function of
-// (callSeed, stream) alone.
-func (d *dropout) seed(callSeed, stream uint64) { d.src.Seed(callSeed, stream) }
+// seed makes the training forwards' mask a function of (callSeed, stream) alone.
+func (d *dropout) seed(callSeed, stream uint64) { d.callSeed, d.stream = callSeed, stream }
 
 func (d *dropout) forward(x []float32, n int, train bool) []float32 {
 	if !train || d.rate == 0 {
@@ -283,6 +301,7 @@ func (d *dropout) forward(x []float32, n int, train bool) []float32 {
 	}
 	// A value is dropped when 24 random bits, read as a fraction, fall
 	// below rate.
+	d.src.Seed(d.callSeed, d.stream)
 	threshold := uint64(d.rate * (1 << 24))
 	scale := float32(1 / (1 - d.rate))
 	d.mask = grow(d.mask, len(x))

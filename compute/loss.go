@@ -6,13 +6,17 @@ import (
 	"github.com/troupe-ml/troupe/kernels"
 )
 
-// lossRows computes the loss of n rows of logits against the batch rows
+// lossRows computes the loss of n samples' logits against the batch's samples
 // starting at first, and, when grad is non-nil, writes
-// scale·d(loss_i)/d(logits) into grad (n×outputs). It returns the summed
+// scale·d(loss_i)/d(logits) into grad. A sample with several rows (a GPT's
+// positions) has the mean of its rows' losses as its loss. It returns the summed
 // per-sample loss and the number of rows whose argmax is the label.
 func (m *Model) lossRows(logits []float32, b Batch, first, n int, scale float32, grad []float32) (lossSum float64, correct int) {
-	out := m.outSize
-	for i := range n {
+	out, per := m.outSize, m.plan.rows
+	if per > 1 {
+		scale /= float32(per)
+	}
+	for i := range n * per {
 		row := logits[i*out : (i+1)*out]
 		var g []float32
 		if grad != nil {
@@ -20,7 +24,7 @@ func (m *Model) lossRows(logits []float32, b Batch, first, n int, scale float32,
 		}
 		label := -1
 		if b.Labels != nil {
-			label = int(b.Labels[first+i])
+			label = int(b.Labels[first*per+i])
 			if Argmax(row) == label {
 				correct++
 			}
@@ -37,6 +41,9 @@ func (m *Model) lossRows(logits []float32, b Batch, first, n int, scale float32,
 		} else {
 			lossSum += softmaxCrossEntropyRow(row, label, scale, g)
 		}
+	}
+	if per > 1 {
+		lossSum /= float64(per)
 	}
 	return lossSum, correct
 }

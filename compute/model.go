@@ -27,9 +27,12 @@ type Batch struct {
 // ParamView names one parameter tensor inside the flat vectors:
 // Params()[Offset : Offset+product(Shape)].
 type ParamView struct {
-	Name   string // "layers.<index>.weight" or "layers.<index>.bias", index into ModelSpec.Layers
-	Shape  []int  // dense: [out, in]; conv2d: [filters, channels, kernel, kernel]; biases: [out]
+	// Name is "layers.<index>.weight" or "layers.<index>.bias", index into ModelSpec.Layers;
+	// a GPT's are nanoGPT's names (transformer.wte.weight, transformer.h.0.ln_1.weight, ...).
+	Name   string
+	Shape  []int // dense: [out, in]; conv2d: [filters, channels, kernel, kernel]; biases: [out]
 	Offset int
+	decay  bool // a matrix that weight decay applies to where the model restricts it
 }
 
 // Model is a chain of layers with one flat parameter vector and one flat
@@ -55,6 +58,7 @@ type Model struct {
 	gradFrom []int
 	normsSq  []float64 // per-sample squared gradient norms (TrainBatchClipped)
 	distill  *Distillation
+	blocks   []*block // a GPT's transformer blocks, for recomputation
 }
 
 // Distillation is the loss of a student learning from a teacher's logits (Hinton et al.,
@@ -85,6 +89,9 @@ func (m *Model) SetDistillation(d *Distillation) error {
 		if err := d.Validate(); err != nil {
 			return err
 		}
+		if m.plan.rows != 1 {
+			return fmt.Errorf("compute: distillation is for classifiers, not for models of %d rows per sample", m.plan.rows)
+		}
 		if m.plan.spec.Loss != LossSoftmaxCrossEntropy {
 			return fmt.Errorf("compute: distillation needs the %s loss, the model has %s", LossSoftmaxCrossEntropy, m.plan.spec.Loss)
 		}
@@ -111,16 +118,28 @@ func newModel(spec ModelSpec, seed uint64, k kernels.Set) (*Model, error) {
 		plan:    p,
 		params:  make([]float32, p.numParams),
 		grads:   make([]float32, p.numParams),
-		inSize:  product(p.spec.Input),
-		outSize: product(p.layers[len(p.layers)-1].out),
+		inSize:  p.inSize,
+		outSize: p.outSize,
 	}
+	var emb *embedding
 	offset := 0
 	for i, lp := range p.layers {
-		l := newLayer(lp, k)
+		var l layer
+		if p.spec.GPT != nil && lp.spec.Type != LayerDropout {
+			l = newGPTLayer(lp, *p.spec.GPT, k, emb)
+		} else {
+			l = newLayer(lp, k)
+		}
+		if e, ok := l.(*embedding); ok {
+			emb = e
+		}
 		m.layers = append(m.layers, l)
 		m.gradFrom = append(m.gradFrom, -1)
-		if d, ok := l.(*dropout); ok {
+		switch d := l.(type) {
+		case *dropout:
 			m.dropouts = append(m.dropouts, d)
+		case interface{ dropouts() []*dropout }:
+			m.dropouts = append(m.dropouts, d.dropouts()...)
 		}
 		pl, ok := l.(paramLayer)
 		if !ok {
@@ -130,12 +149,17 @@ func newModel(spec ModelSpec, seed uint64, k kernels.Set) (*Model, error) {
 		m.gradFrom[i] = offset
 		pl.bind(m.params[offset:end], m.grads[offset:end])
 		pl.initialize(rand.New(rand.NewPCG(seed, uint64(i))), lp.spec.Init)
-		weight, bias := pl.paramShapes()
-		m.views = append(m.views,
-			ParamView{Name: fmt.Sprintf("layers.%d.weight", i), Shape: weight, Offset: offset},
-			ParamView{Name: fmt.Sprintf("layers.%d.bias", i), Shape: bias, Offset: offset + product(weight)})
+		at := offset
+		for _, t := range pl.tensors() {
+			m.views = append(m.views, ParamView{Name: lp.prefix + t.name, Shape: t.shape, Offset: at, decay: t.decay})
+			at += product(t.shape)
+		}
+		if at != end {
+			panic(fmt.Sprintf("compute: layer %d's tensors hold %d values, its plan %d", i, at-offset, lp.numParams))
+		}
 		offset = end
 	}
+	m.blocks = blocksOf(m.layers)
 	fuseActivations(m.layers)
 	return m, nil
 }
@@ -170,14 +194,22 @@ func (m *Model) Spec() ModelSpec {
 	s := m.plan.spec
 	s.Input = append([]int(nil), s.Input...)
 	s.Layers = append([]LayerSpec(nil), s.Layers...)
+	if s.GPT != nil {
+		g := *s.GPT
+		s.GPT = &g
+	}
 	return s
 }
 
 // InputSize returns the number of values per input sample.
 func (m *Model) InputSize() int { return m.inSize }
 
-// OutputSize returns the number of outputs (logits) per sample.
+// OutputSize returns the number of outputs (logits) per row: the classes, or a GPT's vocabulary.
 func (m *Model) OutputSize() int { return m.outSize }
+
+// RowsPerSample is how many rows of OutputSize logits, and so labels, a sample has: 1, or a
+// GPT's block size (a prediction at every position). Losses are means over a sample's rows.
+func (m *Model) RowsPerSample() int { return m.plan.rows }
 
 // CheckBatch reports whether b fits the model: X holds N samples, every
 // label names an output, targets (MSE only) hold N rows of outputs, and the
@@ -186,12 +218,25 @@ func (m *Model) OutputSize() int { return m.outSize }
 // TrainBatch or Evaluate, which panic on a malformed batch. Errors wrap
 // ErrBadBatch.
 func (m *Model) CheckBatch(b Batch) error {
-	return b.Check(m.inSize, m.outSize, m.plan.spec.Loss)
+	if err := b.check(m.inSize, m.outSize, m.plan.rows, m.plan.spec.Loss); err != nil {
+		return err
+	}
+	if g := m.plan.spec.GPT; g != nil {
+		if err := validTokens(b.X, g.Vocab); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadBatch, err)
+		}
+	}
+	return nil
 }
 
 // Check is CheckBatch for a model of inputs values per sample, outputs outputs and the loss
 // named: what every backend checks before it computes.
 func (b Batch) Check(inputs, outputs int, loss string) error {
+	return b.check(inputs, outputs, 1, loss)
+}
+
+// check is Check for rows rows of labels per sample.
+func (b Batch) check(inputs, outputs, rows int, loss string) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s", ErrBadBatch, fmt.Sprintf(format, args...))
 	}
@@ -202,8 +247,8 @@ func (b Batch) Check(inputs, outputs int, loss string) error {
 		return bad("X holds %d values, want N×input = %d×%d", len(b.X), b.N, inputs)
 	}
 	if b.Labels != nil {
-		if len(b.Labels) != b.N {
-			return bad("%d labels for %d samples", len(b.Labels), b.N)
+		if len(b.Labels) != b.N*rows {
+			return bad("%d labels for %d samples of %d rows", len(b.Labels), b.N, rows)
 		}
 		for i, l := range b.Labels {
 			if l < 0 || int(l) >= outputs {
@@ -218,6 +263,9 @@ func (b Batch) Check(inputs, outputs int, loss string) error {
 		if len(b.Targets) != b.N*outputs {
 			return bad("targets hold %d values, want N×outputs = %d×%d", len(b.Targets), b.N, outputs)
 		}
+	}
+	if b.Teacher != nil && rows != 1 {
+		return bad("teacher logits given for a model of %d rows per sample", rows)
 	}
 	if b.Teacher != nil && len(b.Teacher) != b.N*outputs {
 		return bad("teacher logits hold %d values, want N×outputs = %d×%d", len(b.Teacher), b.N, outputs)
@@ -415,13 +463,13 @@ func (m *Model) Evaluate(b Batch, chunk int) (lossSum float64, correct int) {
 }
 
 // Predict returns the logits of n samples x (n×InputSize) in inference
-// mode, as a new n×OutputSize tensor the caller owns. It panics with an
+// mode, as a new (n·RowsPerSample)×OutputSize tensor the caller owns. It panics with an
 // error wrapping ErrBadBatch when len(x) != n·InputSize.
 func (m *Model) Predict(x []float32, n int) *Tensor {
 	if n < 0 || len(x) != n*m.inSize {
 		panic(fmt.Errorf("%w: Predict got %d values for %d samples of %d", ErrBadBatch, len(x), n, m.inSize))
 	}
-	t := NewTensor(n, m.outSize)
+	t := NewTensor(n*m.plan.rows, m.outSize)
 	if n > 0 {
 		copy(t.Data, m.forward(x, n, false))
 	}

@@ -61,6 +61,9 @@ type ModelSpec struct {
 	Input  []int       `yaml:"input" json:"input"` // per-sample shape: [features] or [channels, height, width]
 	Layers []LayerSpec `yaml:"layers" json:"layers"`
 	Loss   string      `yaml:"loss" json:"loss"` // softmax_cross_entropy (default) | mse
+	// GPT, when set, is the whole model (Input and Layers stay empty): a transformer
+	// language model whose samples are windows of token ids.
+	GPT *GPTSpec `yaml:"gpt,omitempty" json:"gpt,omitempty"`
 }
 
 // MLP returns the spec of a multilayer perceptron with ReLU between dense
@@ -100,12 +103,16 @@ type layerPlan struct {
 	spec      LayerSpec
 	in, out   []int
 	numParams int
+	prefix    string // of its parameter tensors' names
 }
 
 type modelPlan struct {
 	spec      ModelSpec // a deep copy with defaults filled in
 	layers    []layerPlan
 	numParams int
+	// inSize values per sample go in; rows·outSize logits come out, rows of outSize
+	// (a GPT's rows are its positions, the other models have one).
+	inSize, outSize, rows int
 }
 
 func invalidf(format string, args ...any) error {
@@ -114,6 +121,9 @@ func invalidf(format string, args ...any) error {
 
 // plan validates s and works out every layer's shapes and parameter count.
 func (s ModelSpec) plan() (modelPlan, error) {
+	if s.GPT != nil {
+		return planGPT(s)
+	}
 	p := modelPlan{spec: ModelSpec{Input: slices.Clone(s.Input), Loss: s.Loss}}
 	switch p.spec.Loss {
 	case "":
@@ -147,6 +157,7 @@ func (s ModelSpec) plan() (modelPlan, error) {
 		if p.numParams > maxParams {
 			return modelPlan{}, invalidf("layer %d (%s): the model would hold more than %d parameters", i, ls.Type, maxParams)
 		}
+		lp.prefix = fmt.Sprintf("layers.%d.", i)
 		p.layers = append(p.layers, lp)
 		p.spec.Layers = append(p.spec.Layers, lp.spec)
 		shape = lp.out
@@ -157,6 +168,7 @@ func (s ModelSpec) plan() (modelPlan, error) {
 	if p.spec.Loss == LossSoftmaxCrossEntropy && shape[0] < 2 {
 		return modelPlan{}, invalidf("%s needs at least 2 outputs, the model has %d", LossSoftmaxCrossEntropy, shape[0])
 	}
+	p.inSize, p.outSize, p.rows = product(p.spec.Input), shape[0], 1
 	return p, nil
 }
 

@@ -148,6 +148,9 @@ func planLayers(spec compute.ModelSpec) (layers []*devLayer, inSize, outSize, ma
 	default:
 		return nil, 0, 0, 0, fmt.Errorf("%w: loss %s: the CUDA backend trains with %s only", compute.ErrUnsupported, spec.Loss, compute.LossSoftmaxCrossEntropy)
 	}
+	if spec.GPT != nil {
+		return nil, 0, 0, 0, fmt.Errorf("%w: gpt (embedding, layernorm, causal attention): the CUDA backend runs dense, relu, tanh and flatten layers", compute.ErrUnsupported)
+	}
 	inSize = 1
 	for _, d := range spec.Input {
 		inSize *= d

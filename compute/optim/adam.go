@@ -28,8 +28,12 @@ func newAdam(cfg Config, n int) *adam {
 	return o
 }
 
-func (o *adam) span(lo, hi int) {
-	adamUpdate(o.params[lo:hi], o.grads[lo:hi], o.buffers[0][lo:hi], o.buffers[1][lo:hi], o.gradScale, o.coeffs)
+func (o *adam) span(lo, hi int, decay bool) {
+	c := o.coeffs
+	if !decay {
+		c.decay, c.l2 = 1, 0
+	}
+	adamUpdate(o.params[lo:hi], o.grads[lo:hi], o.buffers[0][lo:hi], o.buffers[1][lo:hi], o.gradScale, c)
 }
 
 func (o *adam) Step(params, grads []float32, lr float64) {

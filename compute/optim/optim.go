@@ -40,22 +40,37 @@ type State struct {
 }
 
 // New validates cfg (filling its defaults into a copy) and returns an
-// optimizer for numParams parameters with zeroed state.
-func New(cfg Config, numParams int) (Optimizer, error) {
+// optimizer for numParams parameters with zeroed state. Weight decay applies
+// to every value unless noDecay lists ranges it spares (a transformer's biases,
+// gains and embeddings); they must be sorted, disjoint and inside [0, numParams).
+func New(cfg Config, numParams int, noDecay ...Range) (Optimizer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if numParams < 0 {
 		return nil, invalidf("number of parameters must be >= 0, got %d", numParams)
 	}
+	end := 0
+	for _, r := range noDecay {
+		if r.Lo < end || r.Hi < r.Lo || r.Hi > numParams {
+			return nil, invalidf("ranges without weight decay must be sorted, disjoint and inside the %d parameters, got %v", numParams, noDecay)
+		}
+		end = r.Hi
+	}
+	var o interface {
+		Optimizer
+		spared(noDecay []Range)
+	}
 	switch cfg.Name {
 	case SGD:
-		return newSGD(cfg, numParams), nil
+		o = newSGD(cfg, numParams)
 	case Adam, AdamW:
-		return newAdam(cfg, numParams), nil
+		o = newAdam(cfg, numParams)
 	default: // RMSprop; Validate rejected anything else.
-		return newRMSprop(cfg, numParams), nil
+		o = newRMSprop(cfg, numParams)
 	}
+	o.spared(append([]Range(nil), noDecay...))
+	return o, nil
 }
 
 // ClipGlobalNorm scales grads in place so that its L2 norm is at most
@@ -87,6 +102,8 @@ type core struct {
 	gradScale     float32
 	spans
 }
+
+func (c *core) spared(noDecay []Range) { c.noDecay = noDecay }
 
 func newCore(cfg Config, n, numBuffers int) core {
 	c := core{name: cfg.Name, n: n, clipNorm: cfg.ClipNorm, buffers: make([][]float32, numBuffers)}

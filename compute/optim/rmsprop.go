@@ -26,12 +26,16 @@ func newRMSprop(cfg Config, n int) *rmsprop {
 	return o
 }
 
-func (o *rmsprop) span(lo, hi int) {
+func (o *rmsprop) span(lo, hi int, decay bool) {
 	var velocity []float32
 	if len(o.buffers) == 2 {
 		velocity = o.buffers[1][lo:hi]
 	}
-	rmspropUpdate(o.params[lo:hi], o.grads[lo:hi], o.buffers[0][lo:hi], velocity, o.gradScale, o.coeffs)
+	c := o.coeffs
+	if !decay {
+		c.weightDecay = 0
+	}
+	rmspropUpdate(o.params[lo:hi], o.grads[lo:hi], o.buffers[0][lo:hi], velocity, o.gradScale, c)
 }
 
 func (o *rmsprop) Step(params, grads []float32, lr float64) {

@@ -25,12 +25,16 @@ func newSGD(cfg Config, n int) *sgd {
 	return o
 }
 
-func (o *sgd) span(lo, hi int) {
+func (o *sgd) span(lo, hi int, decay bool) {
 	var velocity []float32
 	if len(o.buffers) == 1 {
 		velocity = o.buffers[0][lo:hi]
 	}
-	sgdUpdate(o.params[lo:hi], o.grads[lo:hi], velocity, o.gradScale, o.coeffs)
+	c := o.coeffs
+	if !decay {
+		c.weightDecay = 0
+	}
+	sgdUpdate(o.params[lo:hi], o.grads[lo:hi], velocity, o.gradScale, c)
 }
 
 func (o *sgd) Step(params, grads []float32, lr float64) {

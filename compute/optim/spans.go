@@ -16,26 +16,52 @@ const spanMin = 1 << 15
 // buffers split into spans that need no coordination and give the same
 // bits however they are split.
 type spans struct {
-	update func(lo, hi int) // the optimizer's loop over [lo, hi)
-	chunk  func(i int)      // spans.runChunk, made once so that a step allocates nothing
+	update func(lo, hi int, decay bool) // the optimizer's loop over [lo, hi), with or without weight decay
+	chunk  func(i int)                  // spans.runChunk, made once so that a step allocates nothing
 	n, per int
+	// noDecay lists the sorted, disjoint ranges whose values get no weight decay.
+	noDecay []Range
 }
 
-func (s *spans) init(update func(lo, hi int)) {
+// Range is the values [Lo, Hi) of a flat vector.
+type Range struct{ Lo, Hi int }
+
+func (s *spans) init(update func(lo, hi int, decay bool)) {
 	s.update = update
 	s.chunk = s.runChunk
 }
 
 func (s *spans) runChunk(i int) {
 	lo := i * s.per
-	s.update(lo, min(lo+s.per, s.n))
+	s.each(lo, min(lo+s.per, s.n))
+}
+
+// each updates [lo, hi), cut where weight decay starts or stops applying.
+func (s *spans) each(lo, hi int) {
+	for _, r := range s.noDecay {
+		if r.Hi <= lo {
+			continue
+		}
+		if r.Lo >= hi {
+			break
+		}
+		if r.Lo > lo {
+			s.update(lo, r.Lo, true)
+		}
+		end := min(r.Hi, hi)
+		s.update(max(lo, r.Lo), end, false)
+		lo = end
+	}
+	if lo < hi {
+		s.update(lo, hi, true)
+	}
 }
 
 // run updates [0, n), split when there are several cores and enough values.
 func (s *spans) run(n int) {
 	threads := runtime.GOMAXPROCS(0)
 	if threads < 2 || n < 2*spanMin {
-		s.update(0, n)
+		s.each(0, n)
 		return
 	}
 	// Two spans per goroutine, so one slowed down by another process on
