@@ -132,7 +132,7 @@ func TestGPTSpecValidation(t *testing.T) {
 		{"dropout 1", func(s *ModelSpec) { s.GPT.Dropout = 1 }},
 		{"input set too", func(s *ModelSpec) { s.Input = []int{5} }},
 		{"mse", func(s *ModelSpec) { s.Loss = LossMSE }},
-		{"too large", func(s *ModelSpec) { s.GPT.Embedding, s.GPT.Heads, s.GPT.Layers = 1 << 14, 1, 1 << 10 }},
+		{"too large", func(s *ModelSpec) { s.GPT.Embedding, s.GPT.Heads, s.GPT.Layers = 1<<14, 1, 1<<10 }},
 	} {
 		g := good
 		s := ModelSpec{GPT: &g}
