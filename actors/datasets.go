@@ -31,7 +31,7 @@ const (
 )
 
 // datasets lists the data sets a job may name.
-var datasets = []string{DatasetMNIST, DatasetMNISTSynthetic, DatasetTitanic, DatasetSyntheticImages, DatasetSyntheticTabular}
+var datasets = []string{DatasetMNIST, DatasetMNISTSynthetic, DatasetTitanic, DatasetSyntheticImages, DatasetSyntheticTabular, DatasetText}
 
 // The default sizes of a generated data set.
 const (
@@ -43,7 +43,8 @@ const (
 const titanicTestFraction = 0.2
 
 // samples is a labelled data set as training reads it: every sample SampleSize values,
-// normalized as the job says, and a class. Gather has data.Dataset.Gather's contract: indices
+// normalized as the job says, and a class (a text window has one per position: see
+// labelsPerSample). Gather has data.Dataset.Gather's contract: indices
 // and buffer lengths checked first, only x and labels written, nothing allocated.
 type samples interface {
 	Len() int
@@ -73,6 +74,7 @@ type dataSets struct {
 	// anonymity is, for tabular data, the k-anonymity and l-diversity of the table the
 	// features came from (after data.anonymize when the job has it).
 	anonymity *tabular.PrivacyReport
+	corpus    *corpus // text only
 }
 
 // loadData reads the job's data set and cuts it as the job says.
@@ -84,6 +86,8 @@ func loadData(job Job) (dataSets, error) {
 		sets, err = loadTitanic(job)
 	case DatasetSyntheticImages, DatasetSyntheticTabular:
 		sets, err = loadGenerated(job)
+	case DatasetText:
+		sets, err = loadText(job)
 	default:
 		sets, err = loadMNIST(job)
 	}

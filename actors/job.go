@@ -62,11 +62,12 @@ func (p *PrivacySpec) validate() error {
 
 // DataSpec says where the samples come from and how they are prepared.
 type DataSpec struct {
-	// Dataset names the data set: mnist (the default), mnist-synthetic, titanic, or one of the
-	// generated sets synthetic-images and synthetic-tabular.
+	// Dataset names the data set: mnist (the default), mnist-synthetic, titanic, one of the
+	// generated sets synthetic-images and synthetic-tabular, or text (for a gpt model).
 	Dataset string `yaml:"dataset" json:"dataset"`
-	// Dir holds the MNIST IDX files, or for titanic names its CSV file; empty means find them
-	// (TROUPE_MNIST_DIR or TROUPE_TITANIC_CSV, then the Go module cache).
+	// Dir holds the MNIST IDX files, or for titanic names its CSV file, or for text the corpus
+	// (a file or a directory); empty means find them (TROUPE_MNIST_DIR or TROUPE_TITANIC_CSV,
+	// then the Go module cache; for text the Go standard library's source).
 	Dir string `yaml:"dir,omitempty" json:"dir,omitempty"`
 	// TrainLimit keeps only the first N training samples (0 = all): for quick runs and tests.
 	TrainLimit int `yaml:"train_limit,omitempty" json:"train_limit,omitempty"`
@@ -85,6 +86,13 @@ type DataSpec struct {
 	// Synthetic shapes the model mnist-synthetic fits to the training images, and seeds the
 	// generated sets.
 	Synthetic *SyntheticSpec `yaml:"synthetic,omitempty" json:"synthetic,omitempty"`
+	// Tokenizer (text only) is byte (the default) or bpe, trained on the training split to
+	// model.gpt.vocab tokens.
+	Tokenizer string `yaml:"tokenizer,omitempty" json:"tokenizer,omitempty"`
+	// CorpusDigest (text only), when set, is the digest the training tokens must have (the
+	// run refuses any other corpus). A peer sets it in the job it hands joiners, so that a
+	// node whose toolchain carries another standard library cannot train on other text.
+	CorpusDigest string `yaml:"corpus_digest,omitempty" json:"corpus_digest,omitempty"`
 }
 
 // SyntheticSpec is, for mnist-synthetic, the per-class Gaussian model its training samples are
@@ -130,6 +138,13 @@ type TrainSpec struct {
 	// binary built with the cuda tag. Each node may choose its own (troupe node --device):
 	// checkpoints and state transfers carry host copies, so devices mix in one world.
 	Device string `yaml:"device,omitempty" json:"device,omitempty"`
+	// MicroBatch, when > 0, splits each rank's share of the global batch into micro-batches
+	// of at most this many samples whose gradients are summed before the reduction: memory
+	// falls with the micro-batch while the global batch, and so the training, stays the same.
+	MicroBatch int `yaml:"micro_batch,omitempty" json:"micro_batch,omitempty"`
+	// Recompute (gpt only) keeps only each transformer block's input and output between the
+	// forward and the backward pass and computes the rest again: less memory, more compute.
+	Recompute bool `yaml:"recompute,omitempty" json:"recompute,omitempty"`
 }
 
 // onDevice reports whether the job trains through a compute.Backend other than the CPU's.
@@ -209,7 +224,7 @@ func ParseJob(raw []byte) (Job, error) {
 	if err := dec.Decode(&job); err != nil {
 		return Job{}, fmt.Errorf("%w: %w", ErrBadJob, err)
 	}
-	if len(job.Model.Layers) == 0 && len(job.Model.Input) == 0 {
+	if len(job.Model.Layers) == 0 && len(job.Model.Input) == 0 && job.Model.GPT == nil {
 		job.Model = def.Model
 	}
 	if job.Optimizer.Name == "" && job.Optimizer.LR == 0 {
@@ -253,8 +268,18 @@ func (j *Job) Validate() error {
 				return bad("data.anonymize: %v", err)
 			}
 		}
+	case DatasetText:
+		if err := j.validateText(); err != nil {
+			return bad("%v", err)
+		}
 	default:
 		return bad("data.dataset: unknown dataset %q (known: %s)", j.Data.Dataset, strings.Join(datasets, ", "))
+	}
+	if j.Model.GPT != nil && j.Data.Dataset != DatasetText {
+		return bad("model.gpt is a language model: it trains on data.dataset %s, not %s", DatasetText, j.Data.Dataset)
+	}
+	if j.Data.Tokenizer != "" && j.Data.Dataset != DatasetText {
+		return bad("data.tokenizer is for data.dataset %s, not %s", DatasetText, j.Data.Dataset)
 	}
 	if s := j.Data.Synthetic; s != nil {
 		switch {
@@ -272,7 +297,7 @@ func (j *Job) Validate() error {
 	for name, v := range map[string]int{"data.train_limit": j.Data.TrainLimit, "data.test_limit": j.Data.TestLimit,
 		"data.validation": j.Data.Validation, "data.prefetch": j.Data.Prefetch, "train.eval_batch": j.Train.EvalBatch,
 		"checkpoint.every_steps": j.Checkpoint.EverySteps, "checkpoint.keep": j.Checkpoint.Keep,
-		"checkpoint.keep_every": j.Checkpoint.KeepEvery} {
+		"checkpoint.keep_every": j.Checkpoint.KeepEvery, "train.micro_batch": j.Train.MicroBatch} {
 		if v < 0 {
 			return bad("%s must be >= 0, got %d", name, v)
 		}
@@ -294,6 +319,15 @@ func (j *Job) Validate() error {
 	}
 	if j.Train.EvalBatch == 0 {
 		j.Train.EvalBatch = 1000
+		if j.Model.GPT != nil {
+			j.Train.EvalBatch = 32 // windows: a window's activations are block_size rows
+		}
+	}
+	if j.Train.MicroBatch > 0 && (j.Privacy != nil || j.Distill != nil) {
+		return bad("train.micro_batch does not combine with privacy or distill, whose losses need the whole batch")
+	}
+	if j.Train.Recompute && j.Model.GPT == nil {
+		return bad("train.recompute is for gpt models, whose blocks it recomputes")
 	}
 	if j.Train.BucketKiB < -1 {
 		return bad("train.bucket_kib must be >= -1 (-1: no buckets sent ahead), got %d", j.Train.BucketKiB)
@@ -349,9 +383,44 @@ func (j *Job) Validate() error {
 	return nil
 }
 
+// validateText checks what a text job needs: a gpt model, a known tokenizer, and none of the
+// image and table sets' settings.
+func (j *Job) validateText() error {
+	switch {
+	case j.Model.GPT == nil:
+		return fmt.Errorf("data.dataset %s needs a gpt model (model.gpt)", DatasetText)
+	case j.Data.Mean != 0 || j.Data.Std != 0:
+		return fmt.Errorf("data.mean and std normalize pixels, not tokens")
+	case j.Data.CorpusDigest != "" && len(j.Data.CorpusDigest) != 64:
+		return fmt.Errorf("data.corpus_digest must be 64 hex digits (a SHA-256), got %q", j.Data.CorpusDigest)
+	case j.Data.Anonymize != nil || j.Data.Synthetic != nil:
+		return fmt.Errorf("data.anonymize and synthetic are not for %s", DatasetText)
+	case j.Prune != nil || j.Privacy != nil || j.Distill != nil:
+		return fmt.Errorf("prune, privacy and distill are for the classifiers, not for a gpt model")
+	}
+	switch j.Data.Tokenizer {
+	case "", TokenizerByte:
+		if j.Model.GPT.Vocab != 256 {
+			return fmt.Errorf("the byte tokenizer has 256 tokens, model.gpt.vocab is %d (data.tokenizer: %s for another vocabulary)", j.Model.GPT.Vocab, TokenizerBPE)
+		}
+	case TokenizerBPE:
+		if j.Model.GPT.Vocab < 256 || j.Model.GPT.Vocab > 1<<16 {
+			return fmt.Errorf("a bpe vocabulary holds 256 to 65536 tokens, model.gpt.vocab is %d", j.Model.GPT.Vocab)
+		}
+	default:
+		return fmt.Errorf("data.tokenizer %q is not one of %s, %s", j.Data.Tokenizer, TokenizerByte, TokenizerBPE)
+	}
+	return nil
+}
+
 // Fingerprint identifies what a checkpoint's tensors mean: the model and optimizer shape and
 // the data order. A checkpoint with another fingerprint cannot be resumed by this job.
 func (j *Job) Fingerprint() string {
+	model := j.Model
+	if len(model.Input) == 0 && len(model.Layers) == 0 {
+		// A gpt's: absent or empty (as a job read back from YAML has them) mean the same.
+		model.Input, model.Layers = nil, nil
+	}
 	key := struct {
 		Model     compute.ModelSpec
 		Optimizer string
@@ -359,7 +428,8 @@ func (j *Job) Fingerprint() string {
 		Batch     int
 		Train     int
 		Val       int
-	}{j.Model, j.Optimizer.Name, j.Seed, j.Train.BatchSize, j.Data.TrainLimit, j.Data.Validation}
+		Tokenizer string `json:",omitempty"` // what a text model's embedding rows mean
+	}{model, j.Optimizer.Name, j.Seed, j.Train.BatchSize, j.Data.TrainLimit, j.Data.Validation, j.Data.Tokenizer}
 	raw, _ := json.Marshal(key) // plain structs of numbers and strings always marshal
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:8])

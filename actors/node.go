@@ -86,6 +86,11 @@ type Result struct {
 	Losses           []float64 // the mean loss of every step this run applied, from StartStep on
 	TestLoss         float64
 	TestAccuracy     float64
+	// ValLoss and ValAccuracy are the last epoch's validation figures (NaN without
+	// data.validation).
+	ValLoss, ValAccuracy float64
+	// Text, for a text job, reports the tokenizer and the losses in bits per byte.
+	Text *TextResult
 	TrainSeconds     float64 // the training loop of this run, evaluation excluded
 	SamplesPerSecond float64
 	WallSeconds      float64 // the whole run, data loading included
@@ -180,16 +185,22 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 	if opts.World != nil {
 		rep.generation = opts.World.Generation
 	}
+	// The job as a joiner gets it, and as generate and export find it in a checkpoint; a
+	// text job's names the tokens it trains on, so a node whose corpus differs refuses to join.
+	shared := job
+	if sets.corpus != nil {
+		shared.Data.CorpusDigest = sets.corpus.digest
+	}
+	spec, err := sharedJob(shared)
+	if err != nil {
+		return nil, err
+	}
+	rep.jobSpec = string(spec)
 	var plane *dataPlane
 	var sn *sched.Node
 	if opts.Peer != nil {
 		rep.elastic, rep.paused = true, true
 		rep.lastStanding = opts.Peer.lastStanding(rep)
-		spec, err := sharedJob(job)
-		if err != nil {
-			return nil, err
-		}
-		rep.jobSpec = string(spec)
 		plane = &dataPlane{endpoint: opts.Peer.endpoint, log: log}
 		defer plane.close()
 	}
@@ -231,7 +242,7 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 	outcome := make(chan *Result, 1)
 	n := &node{job: job, opts: opts, log: log, rep: rep, manager: manager, link: link, plane: plane, sn: sn, cursor: &readerCursor{}, outcome: outcome,
 		res: &Result{Job: job.Name, StartStep: rep.step, ResumedFrom: start.ResumedFrom, Skipped: start.Skipped, Restarts: map[string]int{},
-			TeacherTestAccuracy: teacherAccuracy}}
+			TeacherTestAccuracy: teacherAccuracy, ValLoss: math.NaN(), ValAccuracy: math.NaN()}}
 	if opts.OnStart != nil {
 		opts.OnStart(start)
 	}
@@ -275,6 +286,9 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 	res.SnapshotCopySeconds = rep.snapshotCopy.Seconds()
 	if res.TrainSeconds > 0 {
 		res.SamplesPerSecond = float64(res.Samples) / res.TrainSeconds
+	}
+	if c := sets.corpus; c != nil {
+		res.Text = c.result(job, res)
 	}
 	if n.failure != nil {
 		return res, n.failure
@@ -345,6 +359,9 @@ func clearEarlierRun(m *checkpoint.Manager, job Job, log *slog.Logger) error {
 
 // loadData finds and reads the job's data set and cuts it as the job says.
 func jobInputSize(job Job) int {
+	if g := job.Model.GPT; g != nil {
+		return g.BlockSize
+	}
 	n := 1
 	for _, d := range job.Model.Input {
 		n *= d
@@ -374,7 +391,8 @@ func newReplica(job Job, sets dataSets) (*replica, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: model: %w", ErrBadJob, err)
 	}
-	opt, err := optim.New(job.Optimizer, len(model.Params()))
+	model.SetRecompute(job.Train.Recompute)
+	opt, err := optim.New(job.Optimizer, len(model.Params()), model.NoDecay()...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: optimizer: %w", ErrBadJob, err)
 	}
@@ -388,7 +406,7 @@ func newReplica(job Job, sets dataSets) (*replica, error) {
 		total = job.Train.MaxSteps
 	}
 	r := &replica{job: job, plan: plan, totalSteps: total, spanSteps: span, model: model, opt: opt, trainSet: train,
-		spare: make(chan *checkpoint.Snapshot, 1)}
+		spare: make(chan *checkpoint.Snapshot, 1), corpus: sets.corpus}
 	if job.Train.EarlyStopping != nil {
 		r.stopper = optim.NewTracker(*job.Train.EarlyStopping)
 	}
@@ -440,7 +458,7 @@ func gatherAll(set samples) (compute.Batch, error) {
 	for i := range idx {
 		idx[i] = int32(i)
 	}
-	b := compute.Batch{X: make([]float32, set.Len()*set.SampleSize()), N: set.Len(), Labels: make([]int32, set.Len())}
+	b := compute.Batch{X: make([]float32, set.Len()*set.SampleSize()), N: set.Len(), Labels: make([]int32, set.Len()*labelsPerSample(set))}
 	err := set.Gather(idx, b.X, b.Labels)
 	return b, err
 }
@@ -531,6 +549,9 @@ func (n *node) Receive(ctx actor.Context) {
 		}
 	case *EpochDone:
 		n.res.Epochs = msg.Epoch + 1
+		if msg.HasVal {
+			n.res.ValLoss, n.res.ValAccuracy = msg.ValLoss, msg.ValAccuracy
+		}
 		n.evalSeconds += msg.EvalSeconds
 		if n.opts.OnEpoch != nil {
 			n.opts.OnEpoch(msg)

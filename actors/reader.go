@@ -63,12 +63,13 @@ func (r *shardReader) reshape(rank, ranks int) {
 	r.cfg.rank, r.cfg.ranks = rank, ranks
 	r.ready = map[int64]*BatchReady{}
 	perRank := (r.cfg.plan.GlobalBatch + ranks - 1) / ranks
-	if len(r.slots) > 0 && len(r.slots[0].labels) >= perRank {
+	labels := perRank * labelsPerSample(r.cfg.set)
+	if len(r.slots) > 0 && len(r.slots[0].labels) >= labels {
 		return
 	}
 	r.slots = make([]batchSlot, r.cfg.prefetch+1)
 	for i := range r.slots {
-		r.slots[i] = batchSlot{x: make([]float32, perRank*r.cfg.set.SampleSize()), labels: make([]int32, perRank)}
+		r.slots[i] = batchSlot{x: make([]float32, perRank*r.cfg.set.SampleSize()), labels: make([]int32, labels)}
 	}
 }
 
@@ -121,7 +122,7 @@ func (r *shardReader) build(stamp Stamp) *BatchReady {
 	idx := sched.RankSlice(r.cfg.plan.BatchIndices(order, stamp.Step), r.cfg.ranks, r.cfg.rank)
 	slot := r.slots[int(stamp.Step%int64(len(r.slots)))]
 	n := len(idx)
-	x, labels := slot.x[:n*r.cfg.set.SampleSize()], slot.labels[:n]
+	x, labels := slot.x[:n*r.cfg.set.SampleSize()], slot.labels[:n*labelsPerSample(r.cfg.set)]
 	if err := r.cfg.set.Gather(idx, x, labels); err != nil {
 		// The plan only names indices inside the data set; an error here is a bug, not bad input.
 		panic(fmt.Sprintf("gather step %d: %v", stamp.Step, err))

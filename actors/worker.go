@@ -48,6 +48,9 @@ type replica struct {
 
 	trainSet  samples
 	val, test compute.Batch // held-out sets, gathered once
+	corpus    *corpus       // a text job's tokenizer and figures
+	// accum sums the micro-batches' gradients of a step (train.micro_batch).
+	accum []float32
 	running   bool
 	stopAsked bool
 
@@ -108,6 +111,9 @@ func (r *replica) snapshot() *checkpoint.Snapshot {
 		Params:     copyInto(s.Params, r.params()),
 		Optimizer:  checkpoint.OptimizerState{Name: st.Name, Step: st.Step, Buffers: bufs},
 		Extra:      extra,
+	}
+	if c := r.corpus; c != nil {
+		s.Meta[metaTokenizer], s.Meta[metaCorpus] = c.tokenizerMeta, c.digest
 	}
 	return s
 }
@@ -346,7 +352,9 @@ func (w *worker) compute(ctx actor.Context, msg *BatchReady) {
 	}
 	var lossSum float64
 	var correct int
-	if b := w.r.backend; b != nil {
+	if micro := w.r.job.Train.MicroBatch; micro > 0 && msg.Batch.N > micro {
+		lossSum, correct = w.r.trainMicroBatches(msg, scale, micro, grads)
+	} else if b := w.r.backend; b != nil {
 		var err error
 		if lossSum, correct, err = b.TrainBatch(msg.Batch, scale, w.r.dropoutSeed(msg.Step), grads); err != nil {
 			panic(fmt.Errorf("step %d on %s: %w", msg.Step, b.Device(), err))
@@ -361,6 +369,49 @@ func (w *worker) compute(ctx actor.Context, msg *BatchReady) {
 	w.r.beforeReduce(grads, 0, sent, scale)
 	ctx.Request(w.aggregator, &AllReduce{Stamp: msg.Stamp, Grads: grads, SentAhead: len(grads) - sent,
 		LossSum: lossSum, Correct: correct, Samples: msg.Batch.N})
+}
+
+// trainMicroBatches computes the gradient of the step's batch in micro-batches of at most micro
+// samples and leaves their sum in grads. Each micro-batch's gradient carries the same scale (one
+// over the global batch), so the sum is the gradient of the whole batch up to float32 rounding
+// in the order of the additions. Dropout masks are drawn per micro-batch.
+func (r *replica) trainMicroBatches(msg *BatchReady, scale float32, micro int, grads []float32) (lossSum float64, correct int) {
+	b := msg.Batch
+	in, rows := r.model.InputSize(), r.model.RowsPerSample()
+	if len(r.accum) != len(grads) {
+		r.accum = make([]float32, len(grads))
+	}
+	for first, k := 0, 0; first < b.N; first, k = first+micro, k+1 {
+		n := min(micro, b.N-first)
+		part := compute.Batch{X: b.X[first*in : (first+n)*in], N: n, Labels: b.Labels[first*rows : (first+n)*rows]}
+		seed := r.dropoutSeed(msg.Step) ^ splitmix(uint64(k))
+		var l float64
+		var c int
+		if be := r.backend; be != nil {
+			var err error
+			if l, c, err = be.TrainBatch(part, scale, seed, grads); err != nil {
+				panic(fmt.Errorf("step %d on %s: %w", msg.Step, be.Device(), err))
+			}
+		} else {
+			l, c = r.model.TrainBatch(part, scale, seed)
+		}
+		lossSum, correct = lossSum+l, correct+c
+		if k == 0 {
+			copy(r.accum, grads)
+			continue
+		}
+		for i, g := range grads {
+			r.accum[i] += g
+		}
+	}
+	copy(grads, r.accum)
+	return lossSum, correct
+}
+
+// accuracy is the share of predictions that were right: one per sample, or per position of a
+// text window.
+func (r *replica) accuracy(correct, samples int) float64 {
+	return float64(correct) / float64(max(samples*r.model.RowsPerSample(), 1))
 }
 
 // next asks for the batch of the cursor's step, or ends the run.
@@ -448,7 +499,7 @@ func (w *worker) apply(ctx actor.Context, msg *Reduced) {
 	ctx.Send(ctx.Parent(), &StepDone{
 		Stamp: msg.Stamp, Epoch: w.epochOf(msg.Step), LR: lr, Samples: msg.Samples,
 		ReduceSeconds: msg.ReduceSeconds, ReduceBytes: 4 * int64(len(msg.Grads)), Ranks: max(msg.Ranks, 1), Buckets: msg.Buckets,
-		Loss: msg.LossSum / float64(msg.Samples), Accuracy: float64(msg.Correct) / float64(msg.Samples),
+		Loss: msg.LossSum / float64(msg.Samples), Accuracy: w.r.accuracy(msg.Correct, msg.Samples),
 	})
 }
 
@@ -479,7 +530,7 @@ func (w *worker) afterStep(ctx actor.Context, msg *Reduced) {
 func (w *worker) endEpoch(ctx actor.Context, stamp Stamp) (stop bool) {
 	st := w.r.epoch
 	done := &EpochDone{Stamp: stamp, Epoch: w.epochOf(stamp.Step),
-		TrainLoss: st.LossSum / float64(max(st.Samples, 1)), TrainAccuracy: float64(st.Correct) / float64(max(st.Samples, 1))}
+		TrainLoss: st.LossSum / float64(max(st.Samples, 1)), TrainAccuracy: w.r.accuracy(st.Correct, st.Samples)}
 	w.r.epoch = epochStats{}
 	if w.r.dp != nil {
 		done.Epsilon = w.r.dp.epsilon()
@@ -504,7 +555,7 @@ func (w *worker) endEpoch(ctx actor.Context, stamp Stamp) (stop bool) {
 func (w *worker) evaluate(b compute.Batch) (loss, accuracy float64) {
 	w.r.params() // the host copy evaluates
 	lossSum, correct := w.r.model.Evaluate(b, w.r.job.Train.EvalBatch)
-	return lossSum / float64(b.N), float64(correct) / float64(b.N)
+	return lossSum / float64(b.N), w.r.accuracy(correct, b.N)
 }
 
 // writesCheckpoints: in a world of several members only rank 0 writes.

@@ -122,7 +122,7 @@ func OpenCPU(device string, spec ModelSpec, params []float32, opt optim.Config) 
 	if err != nil {
 		return nil, err
 	}
-	o, err := optim.New(opt, m.NumParams())
+	o, err := optim.New(opt, m.NumParams(), m.NoDecay()...)
 	if err != nil {
 		return nil, err
 	}

@@ -1,9 +1,11 @@
 package compute
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/troupe-ml/troupe/compute/optim"
 	"github.com/troupe-ml/troupe/kernels"
@@ -297,4 +299,59 @@ func (m *Model) NoDecay() []optim.Range {
 		}
 	}
 	return out
+}
+
+// NextToken samples the token that follows context under a GPT: the logits at the last
+// position of the context's final block_size tokens, divided by temperature, cut to the topK
+// largest (all when topK <= 0), softmaxed and drawn from by rng. Temperature 0 takes the most
+// likely token. A context shorter than the block is padded after its end, which the causal
+// mask hides from the positions that read it.
+func (m *Model) NextToken(context []int32, temperature float64, topK int, rng *rand.Rand) (int32, error) {
+	g := m.plan.spec.GPT
+	if g == nil {
+		return 0, fmt.Errorf("compute: NextToken needs a gpt model")
+	}
+	if len(context) == 0 {
+		return 0, fmt.Errorf("compute: NextToken needs at least one token of context")
+	}
+	if !(temperature >= 0) || math.IsInf(temperature, 0) {
+		return 0, fmt.Errorf("compute: temperature must be >= 0 and finite, got %v", temperature)
+	}
+	if len(context) > g.BlockSize {
+		context = context[len(context)-g.BlockSize:]
+	}
+	x := make([]float32, g.BlockSize)
+	for i, id := range context {
+		if id < 0 || int(id) >= g.Vocab {
+			return 0, fmt.Errorf("compute: context token %d is %d, outside the vocabulary of %d", i, id, g.Vocab)
+		}
+		x[i] = float32(id)
+	}
+	logits := m.forward(x, 1, false)
+	last := logits[(len(context)-1)*g.Vocab : len(context)*g.Vocab]
+	if temperature == 0 {
+		return int32(Argmax(last)), nil
+	}
+	order := make([]int, len(last))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(last[b], last[a]) })
+	if topK > 0 && topK < len(order) {
+		order = order[:topK]
+	}
+	weights := make([]float64, len(order))
+	var sum float64
+	for i, id := range order {
+		weights[i] = math.Exp((float64(last[id]) - float64(last[order[0]])) / temperature)
+		sum += weights[i]
+	}
+	u := rng.Float64() * sum
+	for i, w := range weights {
+		if u < w {
+			return int32(order[i]), nil
+		}
+		u -= w
+	}
+	return int32(order[len(order)-1]), nil
 }

@@ -258,7 +258,7 @@ func runImport(f importFlags, in string, stdout, stderr io.Writer) error {
 	}
 	warnOtherModel(meta[safetensors.MetaModel], model.Spec(), in, stderr)
 
-	opt, err := optim.New(job.Optimizer, model.NumParams())
+	opt, err := optim.New(job.Optimizer, model.NumParams(), model.NoDecay()...)
 	if err != nil {
 		return err
 	}

@@ -216,6 +216,11 @@ type summary struct {
 	SamplesClipped *int64   `json:"samples_clipped,omitempty"`
 	// With distill.train_teacher: the test accuracy of the teacher this run trained first.
 	TeacherTestAccuracy *float64 `json:"teacher_test_accuracy,omitempty"`
+	// With data.validation: the last epoch's validation loss and accuracy.
+	ValLoss     *float64 `json:"val_loss,omitempty"`
+	ValAccuracy *float64 `json:"val_accuracy,omitempty"`
+	// For a text job: the tokenizer, tokens per second and the losses in bits per byte.
+	Text *actors.TextResult `json:"text,omitempty"`
 }
 
 // anonymity is the summary's share of a tabular data set's privacy report.
@@ -242,6 +247,10 @@ func newSummary(res *actors.Result, params int) summary {
 	if !math.IsNaN(res.TestLoss) && !math.IsInf(res.TestLoss, 0) {
 		out.TestLoss = &res.TestLoss
 	}
+	if !math.IsNaN(res.ValLoss) && !math.IsInf(res.ValLoss, 0) {
+		out.ValLoss, out.ValAccuracy = &res.ValLoss, &res.ValAccuracy
+	}
+	out.Text = res.Text
 	if res.ResumedFrom != "" {
 		out.ResumedFromStep = res.StartStep
 	}
