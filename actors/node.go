@@ -78,19 +78,19 @@ type Start struct {
 
 // Result is what a finished run reports.
 type Result struct {
-	Job              string
-	StartStep        int64     // the step the run began at (> 0 when resumed)
-	Steps            int64     // the final cursor: steps applied since the job began
-	Epochs           int       // epochs completed since the job began
-	Samples          int64     // samples trained by this run
-	Losses           []float64 // the mean loss of every step this run applied, from StartStep on
-	TestLoss         float64
-	TestAccuracy     float64
+	Job          string
+	StartStep    int64     // the step the run began at (> 0 when resumed)
+	Steps        int64     // the final cursor: steps applied since the job began
+	Epochs       int       // epochs completed since the job began
+	Samples      int64     // samples trained by this run
+	Losses       []float64 // the mean loss of every step this run applied, from StartStep on
+	TestLoss     float64
+	TestAccuracy float64
 	// ValLoss and ValAccuracy are the last epoch's validation figures (NaN without
 	// data.validation).
 	ValLoss, ValAccuracy float64
 	// Text, for a text job, reports the tokenizer and the losses in bits per byte.
-	Text *TextResult
+	Text             *TextResult
 	TrainSeconds     float64 // the training loop of this run, evaluation excluded
 	SamplesPerSecond float64
 	WallSeconds      float64 // the whole run, data loading included

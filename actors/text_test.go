@@ -119,7 +119,10 @@ func TestTextJobValidation(t *testing.T) {
 		{"unknown tokenizer", func(j *Job) { j.Data.Tokenizer = "words" }},
 		{"tokenizer on mnist", func(j *Job) { j.Data.Dataset, j.Model = DatasetMNIST, DefaultJob().Model; j.Data.Tokenizer = "bpe" }},
 		{"normalizing tokens", func(j *Job) { j.Data.Std = 1 }},
-		{"recompute an MLP", func(j *Job) { j.Data.Dataset, j.Model, j.Data.Dir = DatasetMNIST, DefaultJob().Model, ""; j.Train.Recompute = true }},
+		{"recompute an MLP", func(j *Job) {
+			j.Data.Dataset, j.Model, j.Data.Dir = DatasetMNIST, DefaultJob().Model, ""
+			j.Train.Recompute = true
+		}},
 		{"negative micro batch", func(j *Job) { j.Train.MicroBatch = -1 }},
 	} {
 		j := good

@@ -50,7 +50,7 @@ type replica struct {
 	val, test compute.Batch // held-out sets, gathered once
 	corpus    *corpus       // a text job's tokenizer and figures
 	// accum sums the micro-batches' gradients of a step (train.micro_batch).
-	accum []float32
+	accum     []float32
 	running   bool
 	stopAsked bool
 
