@@ -27,6 +27,9 @@ func sequentialName(view string) string { return strings.TrimPrefix(view, "layer
 // the torch.nn.Sequential built from the same layers. troupe stores dense and conv2d weights
 // in PyTorch's layouts already (Linear [out, in], Conv2d [out, in, kh, kw] over NCHW data),
 // so the values are the flat vector cut into pieces, nothing transposed.
+//
+// A GPT's tensors carry nanoGPT's names and layouts, and, as its state_dict does, the tied
+// output projection a second time under lmHeadName.
 func (m *Model) Tensors() []NamedTensor {
 	out := make([]NamedTensor, len(m.views))
 	for i, v := range m.views {
@@ -37,8 +40,15 @@ func (m *Model) Tensors() []NamedTensor {
 			Data:  slices.Clone(m.params[v.Offset : v.Offset+n]),
 		}
 	}
+	if m.plan.spec.GPT != nil {
+		wte := out[0]
+		out = append(out, NamedTensor{Name: lmHeadName, Shape: slices.Clone(wte.Shape), Data: slices.Clone(wte.Data)})
+	}
 	return out
 }
+
+// lmHeadName is the output projection of a GPT, which troupe ties to the token embedding.
+const lmHeadName = "lm_head.weight"
 
 // SetTensors copies tensors, named as Tensors names them and in any order, into the
 // parameters. Every parameter tensor must be given exactly once with its exact shape, and
@@ -54,6 +64,15 @@ func (m *Model) SetTensors(tensors []NamedTensor) error {
 			return bad("tensor %q is given twice", t.Name)
 		}
 		byName[t.Name] = t
+	}
+	if head, ok := byName[lmHeadName]; ok && m.plan.spec.GPT != nil {
+		// Optional, as a state_dict with tied weights has it: it must be the embedding.
+		wte := byName[sequentialName(m.views[0].Name)]
+		if !slices.Equal(head.Shape, wte.Shape) || !slices.Equal(head.Data, wte.Data) {
+			return bad("tensor %q differs from %q: troupe ties the output projection to the token embedding", lmHeadName, m.views[0].Name)
+		}
+		delete(byName, lmHeadName)
+		tensors = slices.DeleteFunc(slices.Clone(tensors), func(t NamedTensor) bool { return t.Name == lmHeadName })
 	}
 	expected := make(map[string]bool, len(m.views))
 	for _, v := range m.views {

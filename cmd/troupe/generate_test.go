@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -8,26 +9,33 @@ import (
 	"github.com/troupe-ml/troupe/data/text"
 )
 
+// tinyGPTJob writes the job of a small GPT trained on trainLimit windows of the standard
+// library's encoding packages, checkpointed in dir/ckpt.
+func tinyGPTJob(t *testing.T, dir, name string, trainLimit int) string {
+	t.Helper()
+	src, err := text.GoSourceDir()
+	if err != nil {
+		t.Skipf("no Go source tree: %v", err)
+	}
+	return writeJob(t, dir, name+".yaml", fmt.Sprintf(`
+name: %s
+seed: 2
+data: {dataset: text, dir: %s, train_limit: %d, validation: 16, test_limit: 16}
+model:
+  gpt: {n_layer: 1, n_head: 2, n_embd: 32, block_size: 64, vocab: 256}
+optimizer: {name: adamw, lr: 0.003, weight_decay: 0.1, schedule: {kind: cosine, warmup_steps: 5}}
+train: {epochs: 1, batch_size: 16}
+checkpoint: {dir: %s}
+`, name, filepath.Join(src, "encoding"), trainLimit, filepath.Join(dir, "ckpt")))
+}
+
 // TestGenerateFromTrainedGPT trains a small GPT on Go source for a few seconds and samples from
 // its checkpoint: the text continues the prompt, the same seed gives the same text, another
 // seed other text, and temperature 0 the most likely tokens every time. The job and the
 // tokenizer come from the checkpoint alone.
 func TestGenerateFromTrainedGPT(t *testing.T) {
-	src, err := text.GoSourceDir()
-	if err != nil {
-		t.Skipf("no Go source tree: %v", err)
-	}
 	dir := t.TempDir()
-	job := writeJob(t, dir, "gpt.yaml", `
-name: tiny-gpt
-seed: 2
-data: {dataset: text, dir: `+filepath.Join(src, "encoding")+`, train_limit: 960, validation: 16, test_limit: 16}
-model:
-  gpt: {n_layer: 1, n_head: 2, n_embd: 32, block_size: 64, vocab: 256}
-optimizer: {name: adamw, lr: 0.003, weight_decay: 0.1, schedule: {kind: cosine, warmup_steps: 5}}
-train: {epochs: 1, batch_size: 16}
-checkpoint: {dir: `+filepath.Join(dir, "ckpt")+`}
-`)
+	job := tinyGPTJob(t, dir, "tiny-gpt", 960)
 	s := trainJSON(t, job)
 	if s.Text == nil || s.Text.ValBitsPerByte == nil {
 		t.Fatalf("the summary has no text report: %+v", s)
