@@ -268,7 +268,7 @@ func TestHostileFramesAreRejected(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	const n = 8 << 20 // 32 MiB: far more than the socket buffers hold
 	stamp := Stamp{Generation: 1, Step: 7}
-	pl := plan{n: n, size: 2, rank: 0, chunk: DefaultChunkFloats}
+	pl := plan{n: n, size: 2, rank: 0, chunk: DefaultChunkFloats, last: 2}
 	lo, hi, phase, round, _, _, _ := pl.recv(0)
 	count := min(hi-lo, pl.chunk)
 	header := func(s Stamp, phase, round, off, count int) []byte {
@@ -356,10 +356,11 @@ func TestDeadNextRankEndsTheReduction(t *testing.T) {
 // canonicalStream is what rank 0 of a world of two sends in an all-reduce of n floats: the
 // frames of its plan, payload values taken from vals.
 func canonicalStream(stamp Stamp, n, chunk int, vals []float32) []byte {
-	pl := plan{n: n, size: 2, rank: 0, chunk: chunk}
+	pl := plan{n: n, size: 2, rank: 0, chunk: chunk, last: 2}
 	var buf bytes.Buffer
 	var s sender
-	for t := range pl.steps() {
+	first, last := pl.steps()
+	for t := first; t < last; t++ {
 		lo, hi, phase, round, _, ok := pl.send(t)
 		if !ok {
 			continue
@@ -411,9 +412,10 @@ func FuzzReceive(f *testing.F) {
 			t.Fatalf("succeeded on %d bytes, a reduction takes %d", len(in), len(valid))
 		}
 		// Same headers as the canonical stream, and the floats the frames carried.
-		pl := plan{n: n, size: 2, rank: 1, chunk: chunk}
+		pl := plan{n: n, size: 2, rank: 1, chunk: chunk, last: 2}
 		pos := 0
-		for step := range pl.steps() {
+		first, last := pl.steps()
+		for step := first; step < last; step++ {
 			lo, hi, _, _, add, _, _ := pl.recv(step)
 			for off := lo; off < hi; off += chunk {
 				end := min(off+chunk, hi)

@@ -83,7 +83,49 @@ func (r *Ring) AllReduceSum(stamp Stamp, data []float32) error {
 	if r.Rank < 0 || r.Rank >= r.Size {
 		return fmt.Errorf("%w: rank %d of %d", ErrProtocol, r.Rank, r.Size)
 	}
-	return r.run(stamp, data, plan{n: len(data), size: r.Size, rank: r.Rank, chunk: r.chunk()})
+	return r.run(stamp, data, r.plan(len(data), 0, 2*(r.Size-1)))
+}
+
+// Shard returns the part [lo, hi) of a vector of n values that rank owns in a world of size:
+// where ReduceScatterSum leaves the rank the full sum, and what AllGather sends from it.
+// The shards of the ranks are disjoint and cover the vector, within one value of n/size each.
+func Shard(n, size, rank int) (lo, hi int) {
+	if size <= 1 {
+		return 0, n
+	}
+	return segment(n, size, mod(rank+1, size))
+}
+
+// ReduceScatterSum is the first half of AllReduceSum: afterwards data[Shard(len(data), Size,
+// Rank)] holds the element-wise sum over the ring (the same bits AllReduceSum would leave
+// there) and the rest of data holds partial sums. Every link carries (Size-1)/Size of the
+// buffer. With AllGather after it (once each rank has changed its shard, for example by an
+// optimizer step on it), it does what AllReduceSum does in two halves.
+func (r *Ring) ReduceScatterSum(stamp Stamp, data []float32) error {
+	if r.Size <= 1 {
+		return nil
+	}
+	if r.Rank < 0 || r.Rank >= r.Size {
+		return fmt.Errorf("%w: rank %d of %d", ErrProtocol, r.Rank, r.Size)
+	}
+	return r.run(stamp, data, r.plan(len(data), 0, r.Size-1))
+}
+
+// AllGather copies every rank's shard (Shard) of data to every other rank, bit for bit: the
+// second half of AllReduceSum. data must have the same length on every rank.
+func (r *Ring) AllGather(stamp Stamp, data []float32) error {
+	if r.Size <= 1 {
+		return nil
+	}
+	if r.Rank < 0 || r.Rank >= r.Size {
+		return fmt.Errorf("%w: rank %d of %d", ErrProtocol, r.Rank, r.Size)
+	}
+	return r.run(stamp, data, r.plan(len(data), r.Size-1, 2*(r.Size-1)))
+}
+
+// plan is the all-reduce schedule's steps [first, last) for n values.
+func (r *Ring) plan(n, first, last int) plan {
+	return plan{n: n, size: r.Size, rank: r.Rank, chunk: r.chunk(), first: first, last: last}
 }
 
 // Broadcast copies root's data to every rank, bit for bit: the state transfer that brings
@@ -115,21 +157,24 @@ func (r *Ring) chunk() int {
 // and receives one from the previous, both cut into chunks. Each chunk the sender forwards
 // (dependent) is the one the receiver took in (published) at the same position one step
 // earlier, so the k-th dependent send waits for the k-th published receive. An all-reduce
-// runs 2(size-1) steps; a broadcast one step over the whole vector.
+// runs steps [0, 2(size-1)): size-1 of reduce-scatter, then size-1 of all-gather; either half
+// alone runs its own steps [first, last). A broadcast is one step over the whole vector.
 type plan struct {
 	n, size, rank, chunk int
+	first, last          int
 	broadcast            bool
 	root                 int
 }
 
-func (p plan) steps() int {
+// steps returns the range of steps the plan runs.
+func (p plan) steps() (first, last int) {
 	switch {
 	case p.broadcast:
-		return 1
+		return 0, 1
 	case p.n == 0:
-		return 0
+		return 0, 0
 	}
-	return 2 * (p.size - 1)
+	return p.first, p.last
 }
 
 // send returns step s's outgoing segment and whether its chunks wait for received ones; ok is
@@ -138,13 +183,14 @@ func (p plan) send(s int) (lo, hi, phase, round int, dependent, ok bool) {
 	if p.broadcast {
 		return 0, p.n, phaseBroadcast, 0, p.rank != p.root, mod(p.rank+1, p.size) != p.root
 	}
+	// Every step but the plan's first forwards what the step before it received.
 	if s < p.size-1 {
 		lo, hi = segment(p.n, p.size, mod(p.rank-s, p.size))
-		return lo, hi, phaseReduceScatter, s, s > 0, true
+		return lo, hi, phaseReduceScatter, s, s > p.first, true
 	}
 	g := s - (p.size - 1)
 	lo, hi = segment(p.n, p.size, mod(p.rank+1-g, p.size))
-	return lo, hi, phaseAllGather, g, true, true
+	return lo, hi, phaseAllGather, g, s > p.first, true
 }
 
 // recv returns step s's incoming segment, whether it is added in (else copied over), and
@@ -154,13 +200,14 @@ func (p plan) recv(s int) (lo, hi, phase, round int, add, published, ok bool) {
 	if p.broadcast {
 		return 0, p.n, phaseBroadcast, 0, false, mod(p.rank+1, p.size) != p.root, p.rank != p.root
 	}
+	// What the plan's last step receives is forwarded by no later step.
 	if s < p.size-1 {
 		lo, hi = segment(p.n, p.size, mod(p.rank-s-1, p.size))
-		return lo, hi, phaseReduceScatter, s, true, true, true
+		return lo, hi, phaseReduceScatter, s, true, s < p.last-1, true
 	}
 	g := s - (p.size - 1)
 	lo, hi = segment(p.n, p.size, mod(p.rank-g, p.size))
-	return lo, hi, phaseAllGather, g, false, s < p.steps()-1, true
+	return lo, hi, phaseAllGather, g, false, s < p.last-1, true
 }
 
 // chunks returns how many chunks a segment of n floats is cut into.
@@ -169,7 +216,8 @@ func (p plan) chunks(n int) int { return (n + p.chunk - 1) / p.chunk }
 // sentBefore returns how many chunks the sender sends in the steps before s.
 func (p plan) sentBefore(s int) int64 {
 	var k int64
-	for t := range s {
+	first, _ := p.steps()
+	for t := first; t < s; t++ {
 		if lo, hi, _, _, _, ok := p.send(t); ok {
 			k += int64(p.chunks(hi - lo))
 		}
@@ -179,10 +227,11 @@ func (p plan) sentBefore(s int) int64 {
 
 // overwrites returns, for step s's received segment, the step that sent the same segment
 // earlier, whose chunks must be on their way before they are overwritten; ok is false if none
-// did. Only an all-gather overwrites: round g's segment is the one sent in reduce-scatter
-// round g.
+// did. Only an all-gather after a reduce-scatter in the same plan overwrites: round g's segment
+// is the one sent in reduce-scatter round g. An all-gather alone receives each segment once,
+// never one it still has to send.
 func (p plan) overwrites(s int) (step int, ok bool) {
-	if p.broadcast || s < p.size-1 {
+	if p.broadcast || s < p.size-1 || p.first >= p.size-1 {
 		return 0, false
 	}
 	return s - (p.size - 1), true
@@ -321,8 +370,9 @@ func (r *Ring) run(stamp Stamp, data []float32, pl plan) error {
 func (r *Ring) sendAll(p *pipeline, stamp Stamp, data []float32, pl plan) {
 	var err error
 	var k int64
+	first, last := pl.steps()
 steps:
-	for s := range pl.steps() {
+	for s := first; s < last; s++ {
 		lo, hi, phase, round, dependent, ok := pl.send(s)
 		if !ok {
 			continue
@@ -352,7 +402,8 @@ steps:
 }
 
 func (r *Ring) receiveAll(p *pipeline, stamp Stamp, data []float32, pl plan) error {
-	for s := range pl.steps() {
+	first, last := pl.steps()
+	for s := first; s < last; s++ {
 		lo, hi, phase, round, add, published, ok := pl.recv(s)
 		if !ok {
 			continue

@@ -52,17 +52,7 @@ func world(t testing.TB, size int, generation uint64) ([]*Link, func()) {
 
 // reduceAll runs one all-reduce on every rank at once.
 func reduceAll(links []*Link, stamp Stamp, data [][]float32) error {
-	errs := make([]error, len(links))
-	var wg sync.WaitGroup
-	for i, l := range links {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = l.AllReduceSum(stamp, data[i])
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return eachRank(links, func(l *Link, r int) error { return l.AllReduceSum(stamp, data[r]) })
 }
 
 func TestAllReduceSumOverTCP(t *testing.T) {
@@ -284,4 +274,85 @@ func TestBroadcastCopiesRootBits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReduceScatterThenAllGather checks the two halves of an all-reduce run apart: after the
+// reduce-scatter each rank's shard holds the same bits an all-reduce leaves there; each rank
+// then changes its shard alone (as a sharded optimizer step does), and the all-gather brings
+// every rank every other rank's changed shard, bit for bit.
+func TestReduceScatterThenAllGather(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	for _, tc := range []struct{ size, n, chunk int }{{2, 1000, 0}, {3, 1001, 7}, {4, 3, 2}, {5, 17, 1}, {3, 100_003, 4096}} {
+		t.Run(fmt.Sprintf("ranks=%d/n=%d/chunk=%d", tc.size, tc.n, tc.chunk), func(t *testing.T) {
+			links, closeAll := world(t, tc.size, 1)
+			defer closeAll()
+			rng := rand.New(rand.NewPCG(uint64(tc.size), 3))
+			orig := make([][]float32, tc.size)
+			for r := range orig {
+				links[r].ChunkFloats = tc.chunk
+				orig[r] = make([]float32, tc.n)
+				for i := range orig[r] {
+					orig[r][i] = float32(rng.NormFloat64())
+				}
+			}
+			reduced := clone2(orig)
+			if err := reduceAll(links, Stamp{Generation: 1, Step: 1}, reduced); err != nil {
+				t.Fatal(err)
+			}
+			data := clone2(orig)
+			if err := eachRank(links, func(l *Link, r int) error { return l.ReduceScatterSum(Stamp{Generation: 1, Step: 2}, data[r]) }); err != nil {
+				t.Fatal(err)
+			}
+			covered := 0
+			for r := range data {
+				lo, hi := Shard(tc.n, tc.size, r)
+				covered += hi - lo
+				for i := lo; i < hi; i++ {
+					if math.Float32bits(data[r][i]) != math.Float32bits(reduced[0][i]) {
+						t.Fatalf("rank %d element %d of its shard [%d, %d): %v, the all-reduce gives %v", r, i, lo, hi, data[r][i], reduced[0][i])
+					}
+					data[r][i] = data[r][i]*2 + float32(r) // the rank's own update of its shard
+				}
+			}
+			if covered != tc.n {
+				t.Fatalf("the shards cover %d of %d values", covered, tc.n)
+			}
+			if err := eachRank(links, func(l *Link, r int) error { return l.AllGather(Stamp{Generation: 1, Step: 3}, data[r]) }); err != nil {
+				t.Fatal(err)
+			}
+			for r := range data {
+				for owner := range tc.size {
+					lo, hi := Shard(tc.n, tc.size, owner)
+					for i := lo; i < hi; i++ {
+						if want := reduced[0][i]*2 + float32(owner); math.Float32bits(data[r][i]) != math.Float32bits(want) {
+							t.Fatalf("rank %d element %d (rank %d's shard): %v, want %v", r, i, owner, data[r][i], want)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+func clone2(v [][]float32) [][]float32 {
+	out := make([][]float32, len(v))
+	for i := range v {
+		out[i] = append([]float32(nil), v[i]...)
+	}
+	return out
+}
+
+// eachRank runs f on every rank at once.
+func eachRank(links []*Link, f func(l *Link, rank int) error) error {
+	errs := make([]error, len(links))
+	var wg sync.WaitGroup
+	for i, l := range links {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f(l, i)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
