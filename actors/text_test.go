@@ -134,3 +134,36 @@ func TestTextJobValidation(t *testing.T) {
 		}
 	}
 }
+
+// TestTextJobWithBPE trains on byte pairs learned from the training split: the tokens cover
+// more than a byte each, the bits per byte account for it, and the checkpoint carries the
+// tokenizer that TokenizerOf reads back.
+func TestTextJobWithBPE(t *testing.T) {
+	job := textJob(t)
+	job.Data.Tokenizer, job.Model.GPT.Vocab = TokenizerBPE, 512
+	job.Data.TrainLimit = 320
+	job.Checkpoint = CheckpointSpec{Dir: t.TempDir()}
+	res := mustRun(t, context.Background(), job, Options{})
+	tr := res.Text
+	if tr.Tokenizer != TokenizerBPE || tr.Vocab != 512 || !(tr.ValBytesPerToken > 1.5) {
+		t.Fatalf("text report %+v: want bpe, 512 tokens, more than 1.5 bytes per token", tr)
+	}
+	if want := res.ValLoss / math.Ln2 / tr.ValBytesPerToken; math.Abs(*tr.ValBitsPerByte-want) > 1e-9 {
+		t.Errorf("validation bits per byte %v, want %v", *tr.ValBitsPerByte, want)
+	}
+	trained, err := LoadTrained(context.Background(), job, job.Checkpoint.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := TokenizerOf(trained.Meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := []byte("func (d *decodeState) value(v reflect.Value) error {")
+	ids := tok.Encode(nil, src)
+	back, err := tok.Decode(nil, ids)
+	if err != nil || string(back) != string(src) || tok.VocabSize() != 512 || len(ids) >= len(src) {
+		t.Errorf("the checkpoint's tokenizer: %d tokens for %d bytes, decoded %q (%v)", len(ids), len(src), back, err)
+	}
+	t.Logf("%.2f bytes per token; validation %.3f nats per token, %.3f bits per byte", tr.ValBytesPerToken, res.ValLoss, *tr.ValBitsPerByte)
+}
