@@ -2,6 +2,10 @@ package kernels
 
 import (
 	"math"
+	"runtime"
+	"sync"
+
+	"github.com/troupe-ml/troupe/internal/parallel"
 )
 
 // The element-wise kernels of a transformer: exponentials for the attention softmax, the
@@ -53,6 +57,19 @@ func expf(x float32) float32 {
 // the same length.
 func Exp(dst, src []float32) {
 	checkSameLength(dst, src)
+	if !elemSplit(elemExp, dst, src, nil) {
+		expSerial(dst, src)
+	}
+}
+
+// expSerial is Exp on the calling goroutine: the vector code (transformer_amd64.s) does as
+// many values as it can, expGo the rest.
+func expSerial(dst, src []float32) {
+	i := expVector(elemLevel, dst, src)
+	expGo(dst[i:], src[i:])
+}
+
+func expGo(dst, src []float32) {
 	for i, v := range src {
 		dst[i] = expf(v)
 	}
@@ -77,6 +94,17 @@ func geluSigmoid(x float32) (s, oneMinus float32) {
 // y and x have the same length.
 func GELU(y, x []float32) {
 	checkSameLength(y, x)
+	if !elemSplit(elemGELU, y, x, nil) {
+		geluSerial(y, x)
+	}
+}
+
+func geluSerial(y, x []float32) {
+	i := geluVector(elemLevel, y, x)
+	geluGo(y[i:], x[i:])
+}
+
+func geluGo(y, x []float32) {
 	for i, v := range x {
 		s, _ := geluSigmoid(v)
 		y[i] = v * s
@@ -87,11 +115,107 @@ func GELU(y, x []float32) {
 // unless the three have the same length.
 func GELUGrad(dx, dy, x []float32) {
 	checkSameLength(dx, dy, x)
+	if !elemSplit(elemGELUGrad, dx, dy, x) {
+		geluGradSerial(dx, dy, x)
+	}
+}
+
+func geluGradSerial(dx, dy, x []float32) {
+	i := geluGradVector(elemLevel, dx, dy, x)
+	geluGradGo(dx[i:], dy[i:], x[i:])
+}
+
+// geluGradGo's expression is evaluated in this order, product by product, by the vector code
+// too, so that the two differ only where their exponentials do.
+func geluGradGo(dx, dy, x []float32) {
 	for i, v := range x {
 		s, sc := geluSigmoid(v)
 		d := s + 2*v*s*sc*geluC*(1+3*0.044715*v*v)
 		dx[i] = dy[i] * d
 	}
+}
+
+// The vector code the element-wise kernels can run: transformer_amd64.go sets elemLevelMax to
+// the best this CPU has, and elemLevel with it; tests lower elemLevel to compare the others.
+const (
+	elemGo = iota
+	elemAVX2
+	elemAVX512
+)
+
+var elemLevel, elemLevelMax = elemGo, elemGo
+
+// elemWidth is how many values level's code takes at a time: it does the longest prefix of a
+// slice that is a multiple of that, the Go loops the rest.
+func elemWidth(level int) int {
+	switch level {
+	case elemAVX512:
+		return 16
+	case elemAVX2:
+		return 8
+	}
+	return 0
+}
+
+// The element-wise kernels get slices of up to a few million values from one goroutine; from
+// elemSplitMin values on they are cut into chunks of elemChunk that parallel.For hands to the
+// other cores. A chunk of Exp takes a few microseconds on one core, so claiming one costs
+// little, and there are enough of them to even out a core that another process slows down.
+// elemChunk is a multiple of every vector width, so the values that the vector code and the
+// Go loop of a *Serial function do are the same with and without the split: the results do
+// not depend on it.
+const (
+	elemSplitMin = 1 << 16
+	elemChunk    = 1 << 14
+)
+
+const (
+	elemExp = iota
+	elemGELU
+	elemGELUGrad
+)
+
+// elemJob is one split call: out = op(a, b). Jobs are pooled with their run method bound
+// once, so that a split call allocates nothing (parallel.For wants a function value made
+// once, not a closure per call).
+type elemJob struct {
+	op        int
+	out, a, b []float32
+	run       func(chunk int)
+}
+
+var elemJobs = sync.Pool{New: func() any {
+	j := new(elemJob)
+	j.run = j.chunk
+	return j
+}}
+
+func (j *elemJob) chunk(c int) {
+	lo := c * elemChunk
+	hi := min(lo+elemChunk, len(j.out))
+	switch j.op {
+	case elemExp:
+		expSerial(j.out[lo:hi], j.a[lo:hi])
+	case elemGELU:
+		geluSerial(j.out[lo:hi], j.a[lo:hi])
+	case elemGELUGrad:
+		geluGradSerial(j.out[lo:hi], j.a[lo:hi], j.b[lo:hi])
+	}
+}
+
+// elemSplit runs op over the cores and reports whether it did; it leaves slices shorter than
+// elemSplitMin, and single-core programs, to the caller.
+func elemSplit(op int, out, a, b []float32) bool {
+	threads := runtime.GOMAXPROCS(0)
+	if len(out) < elemSplitMin || threads < 2 {
+		return false
+	}
+	j := elemJobs.Get().(*elemJob)
+	j.op, j.out, j.a, j.b = op, out, a, b
+	parallel.For(ceilDiv(len(out), elemChunk), threads-1, j.run)
+	j.out, j.a, j.b = nil, nil, nil
+	elemJobs.Put(j)
+	return true
 }
 
 // LayerNormEps is the ε added to the variance, PyTorch's default.
