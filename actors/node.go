@@ -196,6 +196,11 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 		return nil, err
 	}
 	rep.jobSpec = string(spec)
+	if opts.Peer != nil && sets.corpus != nil {
+		if err := opts.Peer.ServeJob(shared); err != nil {
+			return nil, err
+		}
+	}
 	var plane *dataPlane
 	var sn *sched.Node
 	if opts.Peer != nil {

@@ -412,11 +412,16 @@ func (p *Peer) GossipAddrs() []string {
 	return addrs
 }
 
-// ServeJob makes this peer hand job to nodes that join without a job file.
+// ServeJob makes this peer hand job to nodes that join without a job file. A text job is
+// handed over only with the digest of its corpus (Run serves it again once it has read the
+// corpus), so that no joiner can train on other text unnoticed.
 func (p *Peer) ServeJob(job Job) error {
 	raw, err := sharedJob(job)
 	if err != nil {
 		return err
+	}
+	if job.Data.Dataset == DatasetText && job.Data.CorpusDigest == "" {
+		raw = nil
 	}
 	p.mu.Lock()
 	p.job, p.jobFP = raw, job.Fingerprint()
