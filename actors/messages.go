@@ -139,6 +139,10 @@ type TrainingDone struct {
 	StoppedEarly bool
 	BestEpoch    int
 	EvalSeconds  float64
+	// ValLoss and ValAccuracy, when HasVal, are the validation figures of a run that stopped
+	// between epochs (train.max_steps or an interruption), evaluated at its last step.
+	ValLoss, ValAccuracy float64
+	HasVal               bool
 }
 
 // drained: Worker -> Node. A stopped run's last step is applied (or abandoned): nothing of

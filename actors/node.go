@@ -86,8 +86,8 @@ type Result struct {
 	Losses       []float64 // the mean loss of every step this run applied, from StartStep on
 	TestLoss     float64
 	TestAccuracy float64
-	// ValLoss and ValAccuracy are the last epoch's validation figures (NaN without
-	// data.validation).
+	// ValLoss and ValAccuracy are the validation figures at the end of the last epoch, or at
+	// the last step when the run stopped between epochs (NaN without data.validation).
 	ValLoss, ValAccuracy float64
 	// Text, for a text job, reports the tokenizer and the losses in bits per byte.
 	Text             *TextResult
@@ -703,6 +703,9 @@ func (n *node) trainingDone(ctx actor.Context, msg *TrainingDone) {
 	n.res.TrainSeconds = time.Since(n.startedAt).Seconds() - n.evalSeconds - msg.EvalSeconds
 	n.res.Steps = msg.Step
 	n.res.TestLoss, n.res.TestAccuracy = msg.TestLoss, msg.TestAccuracy
+	if msg.HasVal {
+		n.res.ValLoss, n.res.ValAccuracy = msg.ValLoss, msg.ValAccuracy
+	}
 	n.res.Interrupted, n.res.StoppedEarly, n.res.BestEpoch = msg.Interrupted, msg.StoppedEarly, msg.BestEpoch
 	n.done = true
 	if n.ckpter != nil {

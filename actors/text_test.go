@@ -167,3 +167,14 @@ func TestTextJobWithBPE(t *testing.T) {
 	}
 	t.Logf("%.2f bytes per token; validation %.3f nats per token, %.3f bits per byte", tr.ValBytesPerToken, res.ValLoss, *tr.ValBitsPerByte)
 }
+
+// TestValidationAtMaxSteps: a run that train.max_steps stops between epochs still reports the
+// validation loss, evaluated at its last step.
+func TestValidationAtMaxSteps(t *testing.T) {
+	job := textJob(t)
+	job.Train.MaxSteps = 5
+	res := mustRun(t, context.Background(), job, Options{})
+	if res.Steps != 5 || res.Epochs != 0 || math.IsNaN(res.ValLoss) || res.Text.ValBitsPerByte == nil {
+		t.Fatalf("%d steps, %d epochs, validation loss %v: want 5 steps into the first epoch and a validation loss", res.Steps, res.Epochs, res.ValLoss)
+	}
+}

@@ -619,6 +619,10 @@ func (w *worker) conclude(ctx actor.Context, interrupted, stoppedEarly bool, d d
 		}
 	}
 	t := time.Now()
+	if _, inEpoch := w.r.plan.EpochOf(w.r.step); inEpoch != 0 && w.r.val.N > 0 {
+		done.ValLoss, done.ValAccuracy = w.evaluate(w.r.val)
+		done.HasVal = true
+	}
 	done.TestLoss, done.TestAccuracy = w.evaluate(w.r.test)
 	done.EvalSeconds = time.Since(t).Seconds()
 	ctx.Send(ctx.Parent(), done)

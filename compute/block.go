@@ -248,12 +248,11 @@ func softmaxCausal(row []float32, i int) float32 {
 	live := row[:i+1]
 	hi := live[0]
 	for _, v := range live {
-		hi = max(hi, v)
+		if v > hi {
+			hi = v
+		}
 	}
-	for j, v := range live {
-		live[j] = v - hi
-	}
-	kernels.Exp(live, live)
+	expCausal(row, i, hi)
 	var sum float32
 	for _, v := range live {
 		sum += v
@@ -262,8 +261,23 @@ func softmaxCausal(row []float32, i int) float32 {
 	for j := range live {
 		live[j] *= inv
 	}
-	clear(row[i+1:])
 	return hi + float32(math.Log(float64(sum)))
+}
+
+// expCausal sets row[j] = e^(row[j] - shift) for j <= i and 0 after. The exponentials run over
+// whole vectors: the masked values up to the next multiple of 16 are set to -∞ first (e^-∞ is
+// 0), so no row leaves a short tail to the scalar loop.
+func expCausal(row []float32, i int, shift float32) {
+	n := i + 1
+	padded := min(len(row), (n+15)&^15)
+	for j, v := range row[:n] {
+		row[j] = v - shift
+	}
+	for j := n; j < padded; j++ {
+		row[j] = float32(math.Inf(-1))
+	}
+	kernels.Exp(row[:padded], row[:padded])
+	clear(row[padded:])
 }
 
 // attentionBackward back-propagates dout through attentionForward into dqkv (overwritten):
@@ -285,13 +299,7 @@ func attentionBackward(k kernels.Set, dqkv, dout, qkv, lse []float32, n, seq, he
 		k.Gemm(false, true, seq, seq, d, scale, q, 3*width, kk, 3*width, 0, p, seq)
 		rowLSE := lse[job*seq : (job+1)*seq]
 		for i := range seq {
-			row := p[i*seq : (i+1)*seq]
-			live := row[:i+1]
-			for j, v := range live {
-				live[j] = v - rowLSE[i]
-			}
-			kernels.Exp(live, live)
-			clear(row[i+1:])
+			expCausal(p[i*seq:(i+1)*seq], i, rowLSE[i])
 		}
 		k.Gemm(true, false, seq, d, seq, 1, p, seq, do, width, 0, dv, 3*width)
 		k.Gemm(false, true, seq, seq, d, 1, do, width, v, 3*width, 0, dp, seq)
