@@ -1,3 +1,5 @@
+//go:build !purego
+
 #include "textflag.h"
 
 // The fused element-wise kernels' loops, eight columns at a time, over the
