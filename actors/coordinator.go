@@ -143,19 +143,35 @@ type joinWorld struct {
 	addrs []string
 	root  int
 	state []float32
+	shard *shardJoin // train.shard_optimizer: what this node holds of the optimizer state
+}
+
+// shardJoin is a node's slice of the optimizer state as a world starts: re-cut for the world.
+type shardJoin struct {
+	spec    *shardSpec
+	holds   holding
+	buffers [][]float32
 }
 
 // worldJoined: Aggregator -> Worker. The outcome of a joinWorld.
 type worldJoined struct {
 	gen   uint64
 	state []float32
+	shard *worldShard
 	err   error
+}
+
+// worldShard is a node's slice of the optimizer state in the world it joined.
+type worldShard struct {
+	recutResult
+	owns holding
 }
 
 // stateInstalled: Worker -> Node -> Coordinator. The node holds the state at step, in world gen.
 type stateInstalled struct {
-	gen  uint64
-	step int64
+	gen   uint64
+	step  int64
+	shard *worldShard // train.shard_optimizer: how this node's slice was re-cut
 }
 
 // worldChanged: Coordinator -> Node. The node entered world: what changed, for the Result.

@@ -145,6 +145,12 @@ type TrainSpec struct {
 	// Recompute (gpt only) keeps only each transformer block's input and output between the
 	// forward and the backward pass and computes the rest again: less memory, more compute.
 	Recompute bool `yaml:"recompute,omitempty" json:"recompute,omitempty"`
+	// ShardOptimizer (ZeRO stage 1) keeps on each rank of a world only its 1/R slice of the
+	// optimizer state: gradients are reduce-scattered, each rank updates its slice of the
+	// parameters, and the parameters are all-gathered. Memory for the optimizer state falls
+	// as ranks are added; the updates are those of the unsharded run up to the float rounding
+	// of the clipping norm.
+	ShardOptimizer bool `yaml:"shard_optimizer,omitempty" json:"shard_optimizer,omitempty"`
 }
 
 // onDevice reports whether the job trains through a compute.Backend other than the CPU's.
@@ -325,6 +331,9 @@ func (j *Job) Validate() error {
 	}
 	if j.Train.MicroBatch > 0 && (j.Privacy != nil || j.Distill != nil) {
 		return bad("train.micro_batch does not combine with privacy or distill, whose losses need the whole batch")
+	}
+	if j.Train.ShardOptimizer && (j.Train.onDevice() || j.Prune != nil || j.Privacy != nil) {
+		return bad("train.shard_optimizer runs on the CPU without pruning or privacy, which need the whole gradient or optimizer state on every rank")
 	}
 	if j.Train.Recompute && j.Model.GPT == nil {
 		return bad("train.recompute is for gpt models, whose blocks it recomputes")

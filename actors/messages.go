@@ -49,6 +49,11 @@ type AllReduce struct {
 	LossSum   float64
 	Correct   int
 	Samples   int
+	// Sharded (train.shard_optimizer): reduce-scatter Grads instead, so that only this rank's
+	// slice holds the sum, and sum the slices' squared norms for the clipping. Leaving says that
+	// this rank stops after the step (its slice is handed to the ranks that stay), Save that
+	// rank 0 writes a checkpoint after it (every rank helps gather the optimizer state).
+	Sharded, Leaving, Save bool
 }
 
 // ReduceBucket: Worker -> Aggregator. A trailing part of Step's gradient that the backward
@@ -72,6 +77,40 @@ type Reduced struct {
 	ReduceSeconds float64
 	Ranks         int
 	Buckets       int // the reductions the gradient went in: the buckets sent ahead and the rest
+	// Sharded: the squared norm of the whole summed gradient, the ranks that leave after the
+	// step and whether rank 0 saves after it (see AllReduce).
+	SumSquares float64
+	Leavers    []int
+	Save       bool
+}
+
+// GatherParams: Worker -> Aggregator (train.shard_optimizer). Params holds, in this rank's
+// slice, the parameters the slice's update computed for Step: all-gather them. Then, as the
+// step's Reduced said, gather the optimizer state on rank 0 for a checkpoint and hand the
+// leavers' slices to the ranks that stay. Holding and Buffers are this rank's slice of the
+// optimizer state, read only.
+type GatherParams struct {
+	Stamp
+	Params  []float32
+	Leavers []int
+	Save    bool
+	Holding holding
+	Buffers [][]float32
+	Spec    *shardSpec
+}
+
+// ParamsGathered: Aggregator -> Worker. Params holds the step's new parameters, whole. State is,
+// on rank 0 when the step saves, the whole optimizer state; Handover the slice this rank owns
+// once the leavers are gone. The all-gather's failure is a ReduceFailed instead; a failure of
+// what follows it is an Err here, the step being applied.
+type ParamsGathered struct {
+	Stamp
+	Params   []float32
+	State    [][]float32
+	Handover *recutResult
+	Owns     holding // with Handover: the slice it is
+	Seconds  float64
+	Err      error
 }
 
 // ReduceFailed: Aggregator -> Worker -> Node. The world's reduction of Step broke (a rank's

@@ -129,6 +129,10 @@ type Result struct {
 	StepsRedone int64
 	Generation  uint64 // the last world's
 	WorldSize   int    // the last world's
+
+	// OptimizerStateBytes is the optimizer state this rank held at the end: all of it, or
+	// under train.shard_optimizer its slice.
+	OptimizerStateBytes int64
 }
 
 // WorldInfo describes a world this node entered.
@@ -224,6 +228,9 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := rep.settleShard(); err != nil {
+		return nil, err
+	}
 	if opts.Peer != nil {
 		opts.Peer.board.update(func(s *wire.Status) {
 			*s = wire.Status{Job: job.Name, TotalSteps: rep.totalSteps, Header: wire.Header{Step: rep.step}}
@@ -288,6 +295,7 @@ func Run(ctx context.Context, job Job, opts Options) (*Result, error) {
 		res.Epsilon, res.Delta, res.SamplesClipped = rep.dp.epsilon(), rep.dp.spec.Delta, rep.dp.clipped
 	}
 	res.StepsRedone = rep.redone
+	res.OptimizerStateBytes = rep.optimizerBytes()
 	res.SnapshotCopySeconds = rep.snapshotCopy.Seconds()
 	if res.TrainSeconds > 0 {
 		res.SamplesPerSecond = float64(res.Samples) / res.TrainSeconds
@@ -397,9 +405,15 @@ func newReplica(job Job, sets dataSets) (*replica, error) {
 		return nil, fmt.Errorf("%w: model: %w", ErrBadJob, err)
 	}
 	model.SetRecompute(job.Train.Recompute)
-	opt, err := optim.New(job.Optimizer, len(model.Params()), model.NoDecay()...)
+	sharded, err := newShardSpec(job, model)
 	if err != nil {
 		return nil, fmt.Errorf("%w: optimizer: %w", ErrBadJob, err)
+	}
+	var opt optim.Optimizer
+	if sharded == nil { // a sharded replica gets its slice's optimizer once it knows the slice
+		if opt, err = optim.New(job.Optimizer, len(model.Params()), model.NoDecay()...); err != nil {
+			return nil, fmt.Errorf("%w: optimizer: %w", ErrBadJob, err)
+		}
 	}
 	plan := sched.SamplePlan{Seed: job.Seed, NumSamples: train.Len(), GlobalBatch: job.Train.BatchSize}
 	if err := plan.Validate(); err != nil {
@@ -411,7 +425,7 @@ func newReplica(job Job, sets dataSets) (*replica, error) {
 		total = job.Train.MaxSteps
 	}
 	r := &replica{job: job, plan: plan, totalSteps: total, spanSteps: span, model: model, opt: opt, trainSet: train,
-		spare: make(chan *checkpoint.Snapshot, 1), corpus: sets.corpus}
+		spare: make(chan *checkpoint.Snapshot, 1), corpus: sets.corpus, sharded: sharded, shard: holding{cursor: -1}}
 	if job.Train.EarlyStopping != nil {
 		r.stopper = optim.NewTracker(*job.Train.EarlyStopping)
 	}
@@ -609,6 +623,9 @@ func (n *node) Receive(ctx actor.Context) {
 		}
 	case stateInstalled:
 		n.res.Steps = msg.step
+		if sh := msg.shard; sh != nil {
+			n.logRecut(msg.gen, sh)
+		}
 		n.opts.Peer.board.update(func(s *wire.Status) { s.Step = msg.step })
 		if n.coord != nil {
 			ctx.Send(n.coord, msg)
@@ -640,6 +657,8 @@ func (n *node) Receive(ctx actor.Context) {
 		n.fail(ctx, fmt.Errorf("%w (generation %d)", ErrLeftOut, msg.world.Generation))
 	case *ReduceFailed:
 		n.fail(ctx, fmt.Errorf("step %d: %w", msg.Step, msg.Err))
+	case shardTrouble:
+		n.log.Warn("after the step's all-gather, gathering or handing over the optimizer state failed", "step", msg.step, "err", msg.err)
 	case *actor.Terminated:
 		n.terminated(ctx, msg)
 	}

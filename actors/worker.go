@@ -50,7 +50,17 @@ type replica struct {
 	val, test compute.Batch // held-out sets, gathered once
 	corpus    *corpus       // a text job's tokenizer and figures
 	// accum sums the micro-batches' gradients of a step (train.micro_batch).
-	accum     []float32
+	accum []float32
+	// Under train.shard_optimizer (see shard.go) opt updates only this rank's slice of the
+	// optimizer state: shard says which, and before which step it stands. shardGrad holds the
+	// slice's clipped gradient during an update; gathered, on rank 0, the whole state gathered
+	// for the next snapshot; handedOver says that a leaving rank gave its slice away.
+	sharded    *shardSpec
+	shard      holding
+	shardGrad  []float32
+	gathered   [][]float32
+	handedOver bool
+
 	running   bool
 	stopAsked bool
 
@@ -90,7 +100,7 @@ func (r *replica) snapshot() *checkpoint.Snapshot {
 	default:
 		s = &checkpoint.Snapshot{}
 	}
-	st := r.optState()
+	st := r.wholeOptState()
 	bufs := s.Optimizer.Buffers[:0]
 	for i, b := range st.Buffers {
 		var into []float32
@@ -174,6 +184,9 @@ func (r *replica) setParams(src []float32) error {
 // optState is the optimizer's state: views of the CPU optimizer's buffers, or a copy of the
 // device's.
 func (r *replica) optState() optim.State {
+	if r.sharded != nil && r.opt == nil {
+		return optim.State{Name: r.job.Optimizer.Name} // a joiner holds no slice yet
+	}
 	if r.backend == nil {
 		return r.opt.State()
 	}
@@ -185,6 +198,9 @@ func (r *replica) optState() optim.State {
 }
 
 func (r *replica) setOptState(st optim.State) error {
+	if r.sharded != nil { // a whole state: the slice [0, n), until a world re-cuts it
+		return r.ownShard(holding{hi: len(r.model.Params()), cursor: r.step}, st)
+	}
 	if r.backend == nil {
 		return r.opt.SetState(st)
 	}
@@ -224,6 +240,7 @@ func (r *replica) restore(s *checkpoint.Snapshot) error {
 		return err
 	}
 	r.step, r.epoch = s.Step, stats
+	r.shard.cursor = max(r.shard.cursor, r.step) // a sharded replica holds the whole state at the cursor
 	r.restoreDerived()
 	return nil
 }
@@ -257,6 +274,10 @@ type worker struct {
 	onBatch                    func(*BatchReady)
 	fault                      func(step int64) bool // panics the worker when it says so (tests)
 	bucket                     int                   // the fewest values sent ahead; < 0: none
+	// reduced and lr are, under train.shard_optimizer, the step whose parameters are being
+	// gathered and its learning rate.
+	reduced *Reduced
+	lr      float64
 }
 
 // Receive: startTraining, BatchReady, Reduced, stopTraining. A restarted incarnation asks
@@ -296,7 +317,7 @@ func (w *worker) Receive(ctx actor.Context) {
 		w.compute(ctx, msg)
 	case *ReduceFailed:
 		if msg.Step == w.waiting && msg.Generation == w.r.generation {
-			w.waiting = -1
+			w.waiting, w.reduced = -1, nil
 			if w.r.elastic {
 				// A member is gone or frozen: the Coordinator will commit a world
 				// without it, and this step is run again there.
@@ -313,8 +334,17 @@ func (w *worker) Receive(ctx actor.Context) {
 		if msg.Step != w.r.step || msg.Step != w.waiting || msg.Generation != w.r.generation {
 			return
 		}
+		if w.r.sharded != nil {
+			w.updateShard(ctx, msg)
+			return
+		}
 		w.apply(ctx, msg)
 		w.afterStep(ctx, msg)
+	case *ParamsGathered:
+		if r := w.reduced; r == nil || msg.Stamp != r.Stamp || msg.Step != w.waiting || msg.Generation != w.r.generation {
+			return
+		}
+		w.gathered(ctx, msg)
 	case departed:
 		if w.r.departing {
 			w.r.departing = false
@@ -341,7 +371,7 @@ func (w *worker) compute(ctx actor.Context, msg *BatchReady) {
 	}
 	sent := len(grads) // grads[sent:] went ahead
 	var ready func(from int)
-	if w.r.ranks > 1 && w.bucket >= 0 && w.r.backend == nil {
+	if w.r.ranks > 1 && w.bucket >= 0 && w.r.backend == nil && w.r.sharded == nil {
 		ready = func(from int) {
 			if from > 0 && sent-from >= w.bucket {
 				w.r.beforeReduce(grads, from, sent, scale)
@@ -368,7 +398,8 @@ func (w *worker) compute(ctx actor.Context, msg *BatchReady) {
 	}
 	w.r.beforeReduce(grads, 0, sent, scale)
 	ctx.Request(w.aggregator, &AllReduce{Stamp: msg.Stamp, Grads: grads, SentAhead: len(grads) - sent,
-		LossSum: lossSum, Correct: correct, Samples: msg.Batch.N})
+		LossSum: lossSum, Correct: correct, Samples: msg.Batch.N,
+		Sharded: w.r.sharded != nil, Leaving: w.r.stopAsked, Save: w.savesAfter(msg.Step + 1)})
 }
 
 // trainMicroBatches computes the gradient of the step's batch in micro-batches of at most micro
@@ -416,7 +447,7 @@ func (r *replica) accuracy(correct, samples int) float64 {
 
 // next asks for the batch of the cursor's step, or ends the run.
 func (w *worker) next(ctx actor.Context) {
-	if w.r.stopAsked {
+	if w.r.stopAsked && !w.handsOver() {
 		w.finish(ctx, true, false)
 		return
 	}
@@ -436,7 +467,7 @@ func (w *worker) next(ctx actor.Context) {
 func (w *worker) enter(ctx actor.Context, msg enterWorld) {
 	if w.waiting >= 0 {
 		w.r.redone++
-		w.waiting = -1
+		w.waiting, w.reduced = -1, nil
 	}
 	w.r.generation, w.r.rank, w.r.ranks = msg.world.Generation, msg.rank, len(msg.addrs)
 	w.r.members = make([]string, len(msg.world.Members))
@@ -446,8 +477,12 @@ func (w *worker) enter(ctx actor.Context, msg enterWorld) {
 	w.r.paused = true
 	// A fresh buffer each time: the Aggregator may still be writing into the previous one
 	// while it notices that its world is gone.
-	ctx.Request(w.aggregator, &joinWorld{gen: msg.world.Generation, start: msg.world.StartStep, rank: msg.rank,
-		addrs: msg.addrs, root: msg.root, state: w.r.encodeState()})
+	join := &joinWorld{gen: msg.world.Generation, start: msg.world.StartStep, rank: msg.rank,
+		addrs: msg.addrs, root: msg.root, state: w.r.encodeState()}
+	if sp := w.r.sharded; sp != nil {
+		join.shard = &shardJoin{spec: sp, holds: w.r.shard, buffers: w.r.optState().Buffers}
+	}
+	ctx.Request(w.aggregator, join)
 }
 
 // joined installs the world's starting state and goes on training.
@@ -464,8 +499,16 @@ func (w *worker) joined(ctx actor.Context, msg *worldJoined) {
 	if err := w.r.installState(msg.state); err != nil {
 		panic(err) // same job, same layout: a mismatch is a bug the supervisor should see
 	}
+	var recut *worldShard
+	if sh := msg.shard; sh != nil {
+		_, optStep := stateCursor(msg.state)
+		if err := w.r.installShard(sh.recutResult, sh.owns, optStep); err != nil {
+			panic(err)
+		}
+		recut = sh
+	}
 	w.r.redone += max(before-w.r.step, 0)
-	ctx.Send(ctx.Parent(), stateInstalled{gen: msg.gen, step: w.r.step})
+	ctx.Send(ctx.Parent(), stateInstalled{gen: msg.gen, step: w.r.step, shard: recut})
 	w.r.paused = w.r.pausedGen >= msg.gen
 	if w.r.running {
 		w.next(ctx)
@@ -485,6 +528,11 @@ func (w *worker) apply(ctx actor.Context, msg *Reduced) {
 	} else {
 		w.r.opt.Step(w.r.model.Params(), msg.Grads, lr)
 	}
+	w.applied(ctx, msg, lr)
+}
+
+// applied counts a step whose update is in the parameters and reports it.
+func (w *worker) applied(ctx actor.Context, msg *Reduced, lr float64) {
 	w.r.step++
 	if w.r.dp != nil {
 		w.r.dp.accountUpTo(w.r, w.r.step)
@@ -628,6 +676,17 @@ func (w *worker) conclude(ctx actor.Context, interrupted, stoppedEarly bool, d d
 	ctx.Send(ctx.Parent(), done)
 }
 
+// stateCursor reads the cursor and the optimizer's step count from an encoded state's header.
+func stateCursor(s []float32) (cursor, optStep int64) {
+	if len(s) < stateHeader {
+		return -1, -1
+	}
+	word := func(i int) int64 {
+		return int64(uint64(math.Float32bits(s[2*i])) | uint64(math.Float32bits(s[2*i+1]))<<32)
+	}
+	return word(0), word(1)
+}
+
 // stateHeader is the number of float32 words in front of an encoded state: the cursor, the
 // optimizer's step count and the epoch's running figures, each a 64-bit value in two words.
 const stateHeader = 10
@@ -637,6 +696,9 @@ const stateHeader = 10
 // broadcast copies bits, so they arrive intact), the parameters, then every optimizer buffer.
 func (r *replica) encodeState() []float32 {
 	st := r.optState()
+	if r.sharded != nil {
+		st.Buffers = nil // the slices are re-cut after the broadcast
+	}
 	params := r.params()
 	n := stateHeader + len(params)
 	for _, b := range st.Buffers {
@@ -658,6 +720,9 @@ func (r *replica) encodeState() []float32 {
 // replica of the same job produced.
 func (r *replica) installState(s []float32) error {
 	st := r.optState()
+	if r.sharded != nil {
+		st.Buffers = nil
+	}
 	params := r.params()
 	want := stateHeader + len(params)
 	for _, b := range st.Buffers {
@@ -679,8 +744,10 @@ func (r *replica) installState(s []float32) error {
 		bufs[i] = s[off : off+len(b)]
 		off += len(b)
 	}
-	if err := r.setOptState(optim.State{Name: st.Name, Step: int64(h[1]), Buffers: bufs}); err != nil {
-		return fmt.Errorf("state transfer: %w", err)
+	if r.sharded == nil {
+		if err := r.setOptState(optim.State{Name: st.Name, Step: int64(h[1]), Buffers: bufs}); err != nil {
+			return fmt.Errorf("state transfer: %w", err)
+		}
 	}
 	if err := r.setParams(s[stateHeader : stateHeader+len(params)]); err != nil {
 		return fmt.Errorf("state transfer: %w", err)

@@ -3,18 +3,24 @@ package main
 import (
 	"encoding/json"
 	"math"
+	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/troupe-ml/troupe/actors"
+	"github.com/troupe-ml/troupe/checkpoint"
 	"github.com/troupe-ml/troupe/data/text"
 )
 
-// TestPeersTrainTheGPT: three node processes train a small GPT on Go source; a fourth joins,
-// one is killed with SIGKILL and one leaves with SIGTERM. The two that stay end with one
-// parameter digest, at the validation loss of one process training the same job. A node whose
-// corpus differs (another folder, as another Go release would be) is refused before it trains.
+// TestPeersTrainTheGPT: three node processes train a small GPT on Go source with the optimizer
+// state sharded (train.shard_optimizer); a fourth joins, one is killed with SIGKILL (its slice is
+// lost and filled) and one leaves with SIGTERM (it hands its slice over). The two that stay end
+// with one parameter digest, at the validation loss of one process training the same job, and
+// the last checkpoint holds the whole optimizer state. A node whose corpus differs (another
+// folder, as another Go release would be) is refused before it trains.
 func TestPeersTrainTheGPT(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs five node processes")
@@ -27,8 +33,11 @@ func TestPeersTrainTheGPT(t *testing.T) {
 	bin := buildTroupe(t)
 	dir := t.TempDir()
 	jobPath := tinyGPTJob(t, dir, "gpt-peers", 4800) // 300 steps of 16 windows
+	shardJob(t, jobPath)
 	start := func(name string, args ...string) *nodeProc {
-		return startNode(t, bin, name, append([]string{"--bind", "127.0.0.1:0", "--data-dir", corpus}, args...)...)
+		// Each node checkpoints to a folder of its own: whichever is rank 0 gathers and writes.
+		return startNode(t, bin, name, append([]string{"--bind", "127.0.0.1:0", "--data-dir", corpus,
+			"--checkpoint", filepath.Join(dir, "ckpt-"+name), "--checkpoint-every", "50"}, args...)...)
 	}
 	a := start("A", "--job", jobPath, "--min-nodes", "3")
 	seed := a.gossipAddr(t)
@@ -65,6 +74,35 @@ func TestPeersTrainTheGPT(t *testing.T) {
 	if sa.ParamsSHA256 != sd.ParamsSHA256 || sa.Steps != 300 || sd.Steps != 300 {
 		t.Fatalf("A and D end at steps %d/%d with parameters %s/%s, want step 300 and one digest", sa.Steps, sd.Steps, sa.ParamsSHA256, sd.ParamsSHA256)
 	}
+	for _, p := range []*nodeProc{a, d} {
+		for _, line := range recutLine.FindAllString(p.tail(1<<20), -1) {
+			t.Logf("%s: %s", p.name, line)
+		}
+	}
+	n := 0
+	for _, name := range []string{"A", "D"} {
+		m := checkpoint.NewManager(mustOpenStore(t, filepath.Join(dir, "ckpt-"+name)), 3)
+		snap, _, _, err := m.LoadLatest()
+		if err != nil || snap.Step != 300 {
+			continue // this node never wrote the final state as rank 0
+		}
+		n++
+		for i, b := range snap.Optimizer.Buffers {
+			if len(b) != len(snap.Params) {
+				t.Errorf("%s's final checkpoint holds %d values of optimizer buffer %d, the model %d", name, len(b), i, len(snap.Params))
+			}
+		}
+		if len(snap.Optimizer.Buffers) != 2 || snap.Optimizer.Step != 300 {
+			t.Errorf("%s's final checkpoint: %d optimizer buffers at step %d, want adamw's 2 at 300", name, len(snap.Optimizer.Buffers), snap.Optimizer.Step)
+		}
+	}
+	if n == 0 {
+		t.Error("no node wrote the final checkpoint")
+	}
+	if sa.OptimizerStateBytes <= 0 || sa.OptimizerStateBytes > 4*2*int64(sa.Params)/2+64 {
+		t.Errorf("A holds %d bytes of optimizer state in a world of two, want about half of %d", sa.OptimizerStateBytes, 4*2*sa.Params)
+	}
+
 	var out, errb syncBuffer
 	if code := run(t.Context(), []string{"train", jobPath, "--json", "--no-checkpoint", "--progress", "none"}, &out, &errb); code != 0 {
 		t.Fatalf("train exited %d: %s", code, errb.String())
@@ -82,4 +120,31 @@ func TestPeersTrainTheGPT(t *testing.T) {
 	if rel > 0.01 {
 		t.Errorf("the peers' validation loss %.4f is %.2f%% from one process's %.4f, want within 1%%", *sa.ValLoss, 100*rel, *ref.ValLoss)
 	}
+}
+
+var recutLine = regexp.MustCompile(`msg="optimizer state re-cut for the world".*`)
+
+// shardJob turns on train.shard_optimizer in the job file at path.
+func shardJob(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sharded := strings.Replace(string(b), "batch_size: 16}", "batch_size: 16, shard_optimizer: true}", 1)
+	if sharded == string(b) {
+		t.Fatal("the job has no train line to shard")
+	}
+	if err := os.WriteFile(path, []byte(sharded), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustOpenStore(t *testing.T, dir string) checkpoint.Store {
+	t.Helper()
+	s, err := actors.OpenStore(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -189,9 +189,12 @@ type summary struct {
 	TrainSeconds     float64  `json:"train_seconds"`
 	WallSeconds      float64  `json:"wall_seconds"`
 	PeakRSSBytes     int64    `json:"peak_rss_bytes"`
-	Params           int      `json:"params"`
-	Checkpoints      int      `json:"checkpoints_written"`
-	CheckpointErrors int      `json:"checkpoint_errors"`
+	// The optimizer state this process held at the end: all of it, or with
+	// train.shard_optimizer its rank's slice.
+	OptimizerStateBytes int64 `json:"optimizer_state_bytes"`
+	Params              int   `json:"params"`
+	Checkpoints         int   `json:"checkpoints_written"`
+	CheckpointErrors    int   `json:"checkpoint_errors"`
 	// Snapshots a newer one superseded while the store was busy, and what copying state for
 	// every snapshot stalled training.
 	CheckpointsSkipped  int            `json:"checkpoints_skipped"`
@@ -239,7 +242,7 @@ func newSummary(res *actors.Result, params int) summary {
 	out := summary{
 		Job: res.Job, TestAccuracy: res.TestAccuracy, Epochs: res.Epochs, Steps: res.Steps, StartStep: res.StartStep,
 		Samples: res.Samples, SamplesPerSecond: res.SamplesPerSecond, TrainSeconds: res.TrainSeconds,
-		WallSeconds: res.WallSeconds, PeakRSSBytes: peakRSS(), Params: params, Checkpoints: res.Checkpoints,
+		WallSeconds: res.WallSeconds, PeakRSSBytes: peakRSS(), OptimizerStateBytes: res.OptimizerStateBytes, Params: params, Checkpoints: res.Checkpoints,
 		CheckpointErrors: res.CheckpointErrors, CheckpointsSkipped: res.CheckpointsSkipped, SnapshotCopySeconds: res.SnapshotCopySeconds,
 		ResumedFrom: res.ResumedFrom, Restarts: res.Restarts,
 		Interrupted: res.Interrupted, StoppedEarly: res.StoppedEarly, BestEpoch: res.BestEpoch, ParamsSHA256: res.ParamsSHA256,

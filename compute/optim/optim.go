@@ -156,3 +156,17 @@ func (c *core) SetState(s State) error {
 	c.step = s.Step
 	return nil
 }
+
+// RunningSquares lists the indexes of the State buffers of the optimizer called name that hold
+// running averages of squared gradients (Adam's v, RMSprop's square_avg): a value of them that
+// is lost cannot restart at zero without making its next updates many times too large, so a
+// caller restoring part of a state fills it from the values it has instead.
+func RunningSquares(name string) []int {
+	switch name {
+	case Adam, AdamW:
+		return []int{1}
+	case RMSprop:
+		return []int{0}
+	}
+	return nil
+}

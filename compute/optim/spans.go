@@ -70,3 +70,15 @@ func (s *spans) run(n int) {
 	s.n, s.per = n, ((n+chunks-1)/chunks+15)&^15
 	parallel.For((n+s.per-1)/s.per, threads-1, s.chunk)
 }
+
+// Within returns the parts of the sorted, disjoint ranges rs that fall inside [lo, hi), shifted
+// so that lo is 0: the ranges of an optimizer that owns only that slice of the vector.
+func Within(rs []Range, lo, hi int) []Range {
+	var out []Range
+	for _, r := range rs {
+		if a, b := max(r.Lo, lo), min(r.Hi, hi); a < b {
+			out = append(out, Range{a - lo, b - lo})
+		}
+	}
+	return out
+}

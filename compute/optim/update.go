@@ -10,6 +10,11 @@ import "math"
 // They live here rather than in kernels: this package imports nothing of
 // troupe (see the layer table in docs/architecture.md).
 
+// SumSquares is the sum of the squares of x, accumulated in float64: the
+// squared L2 norm that clipping measures, for a caller that holds only part
+// of the vector (a sharded optimizer's slice) and sums the parts itself.
+func SumSquares(x []float32) float64 { return sumSquares(x) }
+
 // sumSquares returns Σ x[i]² accumulated in float64, with four running
 // sums so that the loop is not bound by the latency of one addition.
 func sumSquares(x []float32) float64 {
