@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -435,7 +436,9 @@ func TestPeersFollowTheOneProcessRun(t *testing.T) {
 	procs := make([]*nodeProc, 3)
 	for i := range procs {
 		logs[i] = filepath.Join(dir, fmt.Sprintf("loss%d.csv", i))
-		args := []string{"--bind", "127.0.0.1:0", "--loss-log", logs[i]}
+		// LAN timings: this test wants one world of three from start to end, and loopback's
+		// sub-second failure detection takes a starved node for a dead one on a busy host.
+		args := []string{"--bind", "127.0.0.1:0", "--gossip", "lan", "--loss-log", logs[i]}
 		if i == 0 {
 			args = append(args, "--job", job, "--min-nodes", "3", "--max-steps", "300", "--metrics", "127.0.0.1:0")
 		} else {
@@ -445,10 +448,12 @@ func TestPeersFollowTheOneProcessRun(t *testing.T) {
 	}
 	// While they train, `troupe status` sees the world of three from outside it.
 	procs[0].awaitSteps(t, 1, procs[0].awaitWorld(t, 1, 0).next)
-	status := exec.Command(bin, "status", "--join", procs[2].gossipAddr(t), "--json", "--timeout", "20s")
+	status := exec.Command(bin, "status", "--join", procs[2].gossipAddr(t), "--gossip", "lan", "--json", "--timeout", "20s")
+	var statusErr bytes.Buffer
+	status.Stderr = &statusErr
 	raw, err := status.Output()
 	if err != nil {
-		t.Fatalf("status: %v\n%s", err, raw)
+		t.Fatalf("status: %v\n%s\n%s", err, raw, statusErr.String())
 	}
 	var rep statusReport
 	if err := json.Unmarshal(raw, &rep); err != nil {
@@ -551,7 +556,8 @@ func TestWrongKeyNodeIsRefused(t *testing.T) {
 	right, wrong := keyFile("cluster.key"), keyFile("other.key")
 	// A waits for a second node before its first step, so that it cannot finish the job alone
 	// before the others have tried: the intruder must not be that node, the friend is.
-	a := startNode(t, bin, "A", "--bind", "127.0.0.1:0", "--key-file", right, "--job", job, "--min-nodes", "2")
+	// LAN timings, as this test wants one world of A and the friend (see TestPeersFollowTheOneProcessRun).
+	a := startNode(t, bin, "A", "--bind", "127.0.0.1:0", "--gossip", "lan", "--key-file", right, "--job", job, "--min-nodes", "2")
 	seed := a.gossipAddr(t)
 	intruder := startNode(t, bin, "intruder", "--bind", "127.0.0.1:0", "--key-file", wrong, "--join", seed, "--join-timeout", "4s")
 	if code := intruder.waitExit(t, time.Minute); code == 0 {
@@ -560,7 +566,7 @@ func TestWrongKeyNodeIsRefused(t *testing.T) {
 	if !strings.Contains(intruder.tail(5), "no member handed over the job") {
 		t.Fatalf("the refused node should say why:\n%s", intruder.tail(5))
 	}
-	friend := startNode(t, bin, "friend", "--bind", "127.0.0.1:0", "--key-file", right, "--join", seed)
+	friend := startNode(t, bin, "friend", "--bind", "127.0.0.1:0", "--gossip", "lan", "--key-file", right, "--join", seed)
 	if w := a.awaitWorld(t, 1, 0); w.members != 2 {
 		t.Fatalf("the first world has %d members, want A and the node with the key", w.members)
 	}
