@@ -85,6 +85,7 @@ func loadText(job Job) (dataSets, error) {
 	}
 	windows := func(s text.Split, limit int) (*text.Windows, *text.Tokens, error) {
 		toks := text.Tokenize(tok, splits[s])
+		splits[s] = nil // the split's text is garbage now: only its tokens stay
 		w, err := text.NewWindows(toks, g.BlockSize, limit)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: the %s split of %s: %w", ErrBadJob, s, root, err)

@@ -76,3 +76,12 @@ func concat(docs []Doc) []byte {
 	}
 	return b
 }
+
+// int32s is ids as the tokenizers' Decode takes them.
+func int32s(ids []uint16) []int32 {
+	out := make([]int32, len(ids))
+	for i, id := range ids {
+		out[i] = int32(id)
+	}
+	return out
+}

@@ -22,7 +22,7 @@ func TestTokenizeOrderAndSeparators(t *testing.T) {
 	for _, d := range order {
 		want = append(append(want, d.Text...), '\n')
 	}
-	got, err := Bytes{}.Decode(nil, toks.IDs)
+	got, err := Bytes{}.Decode(nil, int32s(toks.IDs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestTokenizeOrderAndSeparators(t *testing.T) {
 	// ...except between docs of one path: the pieces of a one-file corpus keep theirs.
 	same := []Doc{{Path: "f", Text: []byte("xy")}, {Path: "f", Text: []byte("z")}}
 	var byteTok Tokenizer = Bytes{}
-	if got, _ := byteTok.Decode(nil, Tokenize(byteTok, same).IDs); string(got) != "xy\nz\n" {
+	if got, _ := byteTok.Decode(nil, int32s(Tokenize(byteTok, same).IDs)); string(got) != "xy\nz\n" {
 		t.Errorf("docs of one path: %q, want %q", got, "xy\nz\n")
 	}
 	if toks := Tokenize(byteTok, nil); len(toks.IDs) != 0 || toks.Bytes() != 0 {
@@ -55,7 +55,7 @@ func TestTokenizeBPE(t *testing.T) {
 	if toks.Tokenizer() != Tokenizer(bpe) {
 		t.Error("Tokenizer() is not the tokenizer given")
 	}
-	got, err := bpe.Decode(nil, toks.IDs)
+	got, err := bpe.Decode(nil, int32s(toks.IDs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,9 +96,9 @@ func TestDigest(t *testing.T) {
 	if Tokenize(Bytes{}, []Doc{{Path: "a", Text: []byte("hello, World")}}).Digest() == toks.Digest() {
 		t.Error("other text, same digest")
 	}
-	big := &Tokens{IDs: make([]int32, 5000)} // more than one buffer of the hasher
+	big := &Tokens{IDs: make([]uint16, 5000)} // more than one buffer of the hasher
 	for i := range big.IDs {
-		big.IDs[i] = int32(i)
+		big.IDs[i] = uint16(i)
 	}
 	h.Reset()
 	for _, id := range big.IDs {
@@ -110,9 +110,9 @@ func TestDigest(t *testing.T) {
 }
 
 func seqTokens(n int) *Tokens {
-	t := &Tokens{IDs: make([]int32, n)}
+	t := &Tokens{IDs: make([]uint16, n)}
 	for i := range t.IDs {
-		t.IDs[i] = int32(i * 3)
+		t.IDs[i] = uint16(i * 3)
 	}
 	return t
 }
@@ -138,7 +138,7 @@ func TestWindowsGather(t *testing.T) {
 			if want := float32(toks.IDs[i*4+k]); x[j*4+k] != want {
 				t.Errorf("x[%d] = %v, want %v", j*4+k, x[j*4+k], want)
 			}
-			if want := toks.IDs[i*4+k+1]; labels[j*4+k] != want {
+			if want := int32(toks.IDs[i*4+k+1]); labels[j*4+k] != want {
 				t.Errorf("labels[%d] = %d, want the next token %d", j*4+k, labels[j*4+k], want)
 			}
 			if k < 3 && float32(labels[j*4+k]) != x[j*4+k+1] {
