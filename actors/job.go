@@ -225,10 +225,17 @@ func ParseJob(raw []byte) (Job, error) {
 	job := DefaultJob()
 	def := job
 	job.Model, job.Optimizer = compute.ModelSpec{}, optim.Config{}
+	// A file without checkpoint.dir checkpoints under its own name, not the default job's:
+	// two jobs sharing a directory would resume from each other's state.
+	const unsetDir = "\x00unset"
+	job.Checkpoint.Dir = unsetDir
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&job); err != nil {
 		return Job{}, fmt.Errorf("%w: %w", ErrBadJob, err)
+	}
+	if job.Checkpoint.Dir == unsetDir {
+		job.Checkpoint.Dir = defaultCheckpointDir(job.Name)
 	}
 	if len(job.Model.Layers) == 0 && len(job.Model.Input) == 0 && job.Model.GPT == nil {
 		job.Model = def.Model
@@ -240,6 +247,16 @@ func ParseJob(raw []byte) (Job, error) {
 		return Job{}, err
 	}
 	return job, nil
+}
+
+// defaultCheckpointDir is where a job that names no checkpoint directory keeps its
+// checkpoints: checkpoints/NAME, or checkpoints/job when the name is empty or not a plain
+// file name.
+func defaultCheckpointDir(name string) string {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`+"\x00") {
+		name = "job"
+	}
+	return "checkpoints/" + name
 }
 
 // ErrBadJob marks every error about a job's content.

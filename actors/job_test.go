@@ -55,6 +55,27 @@ func TestParseJobKeepsDefaultsItDoesNotName(t *testing.T) {
 	}
 }
 
+// A job file that names no checkpoint directory checkpoints under its own name: sharing the
+// default job's directory, it would resume from (or refuse to overwrite) another job's state.
+func TestJobCheckpointsUnderItsOwnName(t *testing.T) {
+	for _, c := range []struct{ yaml, dir string }{
+		{"train: {epochs: 2}\n", "checkpoints/mnist-mlp"}, // the default job's name, so its directory
+		{"name: gpt-test\n", "checkpoints/gpt-test"},
+		{"name: gpt-test\ncheckpoint: {every_steps: 50}\n", "checkpoints/gpt-test"},
+		{"name: gpt-test\ncheckpoint: {dir: elsewhere}\n", "elsewhere"},
+		{"name: gpt-test\ncheckpoint: {dir: ''}\n", ""}, // no checkpoints
+		{"name: ../up\n", "checkpoints/job"},
+	} {
+		job, err := ParseJob([]byte(c.yaml))
+		if err != nil {
+			t.Fatalf("%q: %v", c.yaml, err)
+		}
+		if job.Checkpoint.Dir != c.dir {
+			t.Errorf("%q: checkpoint.dir %q, want %q", c.yaml, job.Checkpoint.Dir, c.dir)
+		}
+	}
+}
+
 func TestExampleJobsParse(t *testing.T) {
 	files, _ := filepath.Glob("../examples/*.yaml")
 	if len(files) < 2 {

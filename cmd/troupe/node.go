@@ -181,7 +181,7 @@ func (f *nodeFlags) check(cmd *cobra.Command) error {
 	return nil
 }
 
-func runNode(cmd *cobra.Command, f *nodeFlags, stdout, stderr io.Writer) error {
+func runNode(cmd *cobra.Command, f *nodeFlags, stdout, stderr io.Writer) (err error) {
 	if err := f.check(cmd); err != nil {
 		return err
 	}
@@ -244,6 +244,15 @@ func runNode(cmd *cobra.Command, f *nodeFlags, stdout, stderr io.Writer) error {
 		}
 		defer stop()
 	}
+	stopProfile, err := f.profile()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if perr := stopProfile(); perr != nil && err == nil {
+			err = perr
+		}
+	}()
 	for {
 		out.Incarnations++
 		out.NodeID = string(peer.ID())

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -32,6 +33,7 @@ type trainFlags struct {
 	verbose      bool
 	metricsAddr  string
 	cpuProfile   string
+	memProfile   string
 
 	overrides map[string]func(*actors.Job) // flag name -> write its value into the job
 }
@@ -104,24 +106,41 @@ func (f *trainFlags) defineOutputFlags(fl *pflag.FlagSet) {
 	fl.BoolVar(&f.verbose, "verbose", false, "log debug details")
 	fl.StringVar(&f.metricsAddr, "metrics", "", "serve Prometheus metrics at http://HOST:PORT/metrics (port 0 picks one)")
 	fl.StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile of the run to this file (go tool pprof reads it)")
+	fl.StringVar(&f.memProfile, "mem-profile", "", "write a heap profile to this file at the end of the run: what is live then, and every allocation made")
 }
 
-// profileCPU starts a CPU profile into path when one is asked for; stop ends it.
-func profileCPU(path string) (stop func() error, err error) {
-	if path == "" {
-		return func() error { return nil }, nil
-	}
-	out, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("--cpu-profile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(out); err != nil {
-		out.Close()
-		return nil, fmt.Errorf("--cpu-profile: %w", err)
+// profile starts the profiles the flags ask for; stop ends the CPU profile and writes the heap
+// profile. The heap profile is taken after a collection, so its in-use figures are the memory
+// the run still holds, and its allocation figures (alloc_space) every allocation it made.
+func (f *trainFlags) profile() (stop func() error, err error) {
+	var cpu *os.File
+	if f.cpuProfile != "" {
+		if cpu, err = os.Create(f.cpuProfile); err != nil {
+			return nil, fmt.Errorf("--cpu-profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(cpu); err != nil {
+			cpu.Close()
+			return nil, fmt.Errorf("--cpu-profile: %w", err)
+		}
 	}
 	return func() error {
-		pprof.StopCPUProfile()
-		return out.Close()
+		var errs []error
+		if cpu != nil {
+			pprof.StopCPUProfile()
+			errs = append(errs, cpu.Close())
+		}
+		if f.memProfile != "" {
+			runtime.GC()
+			heap, err := os.Create(f.memProfile)
+			if err == nil {
+				err = errors.Join(pprof.Lookup("heap").WriteTo(heap, 0), heap.Close())
+			}
+			errs = append(errs, err)
+		}
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("profile: %w", err)
+		}
+		return nil
 	}, nil
 }
 
@@ -295,7 +314,7 @@ func train(ctx context.Context, job actors.Job, f trainFlags, stdout, stderr io.
 		return err
 	}
 	defer stopMetrics()
-	stopProfile, err := profileCPU(f.cpuProfile)
+	stopProfile, err := f.profile()
 	if err != nil {
 		return err
 	}
