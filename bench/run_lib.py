@@ -9,7 +9,7 @@ import json
 import re
 import statistics
 
-GEMM_SIZES = (256, 512, 1024, 2048)
+GEMM_SIZES = (256, 512, 1024, 2048, 4096)
 ALLREDUCE_SIZES_MIB = (1, 16, 64)
 ALLREDUCE_WORLDS = (2, 4)
 MiB = 1 << 20

@@ -38,6 +38,19 @@ func BenchmarkGemm(b *testing.B) {
 		{"square/512", false, false, 512, 512, 512},
 		{"square/1024", false, false, 1024, 1024, 1024},
 		{"square/2048", false, false, 2048, 2048, 2048},
+		{"square/4096", false, false, 4096, 4096, 4096},
+		// A GPT's products at 4096 rows (a batch of windows times their positions):
+		// gpt-go's MLP (width 128, hidden 512) and gpt-small's (384, 1536) forward,
+		// weight gradient and input gradient, and gpt-small's attention per head
+		// (256 positions, head size 64): scores q·kᵀ and the weighted sum P·V.
+		{"gpt-go/mlp-forward/4096x512x128", false, true, 4096, 512, 128},
+		{"gpt-go/mlp-dW/512x128x4096", true, false, 512, 128, 4096},
+		{"gpt-go/mlp-dx/4096x128x512", false, false, 4096, 128, 512},
+		{"gpt-small/mlp-forward/4096x1536x384", false, true, 4096, 1536, 384},
+		{"gpt-small/mlp-dW/1536x384x4096", true, false, 1536, 384, 4096},
+		{"gpt-small/mlp-dx/4096x384x1536", false, false, 4096, 384, 1536},
+		{"gpt-small/attn-scores/256x256x64", false, true, 256, 256, 64},
+		{"gpt-small/attn-pv/256x64x256", false, false, 256, 64, 256},
 	}
 	rng := rand.New(rand.NewPCG(3, 3))
 	random := func(n int) []float32 {

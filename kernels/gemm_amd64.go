@@ -5,30 +5,34 @@ package kernels
 import "golang.org/x/sys/cpu"
 
 // The AVX-512 kernel's tile is 12×32: two zmm registers across each of 12
-// rows of C make 24 accumulators, leaving 8 of the 32 registers for the B
-// loads; each step loads 2 vectors of B and broadcasts 12 values of A
-// straight from memory into 24 FMAs, so loads never limit the FMA units
-// and 24 independent sums hide the FMA latency. 12 rows waste little at the
-// usual batch sizes (128 = 10×12 + 8); 14 would waste 9% there, and 16 rows
-// would need all 32 registers for accumulators.
+// rows of C make 24 accumulators, leaving 8 of the 32 registers: 2 for the
+// B loads and 6 that take turns holding a broadcast value of A. Each step
+// is 14 loads for 24 FMAs, under the two vector loads a cycle that the FMA
+// units' two FMAs a cycle allow; broadcasting inside the FMAs instead (26
+// loads) measured the kernel at 74% of the machine's FMA peak, against 96%
+// this way. 24 independent sums hide the FMA latency. 12 rows waste little
+// at the usual batch sizes (128 = 10×12 + 8); 16 rows would need all 32
+// registers for accumulators. The kernel prefetches its tile of C before
+// the steps, whose misses otherwise follow the FMAs at every C update.
 //
-// Blocking, for this kind of CPU (32 KiB L1d, 1 MiB L2 per core, a shared
-// L3): kc = 256 keeps the 12×256 A micro-panel at 12 KiB, under half of
-// L1, while 32-wide B micro-panels stream past it from L2; nc = 768 makes
-// the packed B block 768 KiB, most of L2; mc = 1536 bounds the packed A
-// block to 1.5 MiB, read from L3 once per B block. Keeping the B panel in
-// L1 instead (the other loop order, kc = 128) measured slower from n = 1024
-// up; kc = 384 with nc = 512 measured the same as this.
+// Blocking, for this kind of CPU (32-48 KiB L1d, 1 MiB L2 per core, a
+// shared L3): kc = 512 makes the 12×512 A micro-panel 24 KiB, half of L1,
+// and halves the C updates of kc = 256 (which measured 10-20% slower on
+// 2048-4096 squares and the GPT's 4096-row products); 32-wide B
+// micro-panels stream past it from L2. nc = 768 (a 1.5 MiB B block, over
+// L2) measured as fast as or faster than nc = 384 and 512 with C
+// prefetched; mc = 1536 bounds the packed A block to 3 MiB, read from L3
+// once per B block.
 var avx512Kernel = &microKernel{
 	name: "avx512",
 	mr:   12, nr: 32,
-	kc: 256, mc: 1536, nc: 768,
+	kc: 512, mc: 1536, nc: 768,
 	fn: gemmKernelAVX512x12x32,
 }
 
 // The AVX2 kernel's tile is 6×16: 12 ymm accumulators, 2 for B and 2 for
-// broadcasts use all 16 registers. The blocks are the AVX-512 kernel's: a
-// 6 KiB A micro-panel in L1, a 768 KiB B block in L2. On CPUs whose FMA
+// broadcasts use all 16 registers. Its blocks: a 6 KiB A micro-panel in L1
+// (kc = 256), a 768 KiB B block in L2. On CPUs whose FMA
 // units are 256 bits wide (AVX-512 split in two halves) it comes close to
 // the AVX-512 kernel, which still wins by issuing half the instructions.
 var avx2Kernel = &microKernel{
