@@ -190,7 +190,7 @@ func withinUlp(got, want float32) bool {
 func TestSoftmaxCrossEntropy(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	var ulpOff, total int
-	for _, n := range []int{1, 2, 3, 10, 63, 64, 65, 100, 1001} {
+	for _, n := range []int{1, 2, 3, 10, 63, 64, 65, 100, 256, 257, 1001, 4096} {
 		for _, spread := range []float64{0.1, 3, 80} {
 			z, _ := fusedSlice(n, func(int) float32 { return float32(spread * rng.NormFloat64()) })
 			label := rng.IntN(n)
@@ -199,14 +199,29 @@ func TestSoftmaxCrossEntropy(t *testing.T) {
 			wantLoss := softmaxRowReference(z, label, scale, want)
 			g, gOK := fusedSlice(n, normals(rng))
 			loss := SoftmaxCrossEntropy(z, label, scale, g)
+			if !gOK() {
+				t.Errorf("n=%d: wrote outside g", n)
+			}
+			if n > softmaxKeep {
+				// float32 exponentials: the loss within 1e-6 (relative, or absolute
+				// near 0), each gradient value within 1e-6 of the scale.
+				for _, l := range []float64{loss, SoftmaxCrossEntropy(z, label, 0, nil)} {
+					if math.Abs(l-wantLoss) > 1e-6*max(1, math.Abs(wantLoss)) {
+						t.Errorf("n=%d spread %v: loss %v, want %v within 1e-6", n, spread, l, wantLoss)
+					}
+				}
+				for j := range want {
+					if d := math.Abs(float64(g[j] - want[j])); d > 1e-6*float64(scale) {
+						t.Fatalf("n=%d spread %v: g[%d] = %v, want %v within %.2g", n, spread, j, g[j], want[j], 1e-6*scale)
+					}
+				}
+				continue
+			}
 			if math.Float64bits(loss) != math.Float64bits(wantLoss) {
 				t.Errorf("n=%d spread %v: loss %v, want %v", n, spread, loss, wantLoss)
 			}
 			if l := SoftmaxCrossEntropy(z, label, 0, nil); math.Float64bits(l) != math.Float64bits(wantLoss) {
 				t.Errorf("n=%d spread %v: loss without gradient %v, want %v", n, spread, l, wantLoss)
-			}
-			if !gOK() {
-				t.Errorf("n=%d: wrote outside g", n)
 			}
 			// exp(z-max)/Σ and exp(z-lse) agree to a few float64 ulps, so
 			// the float32 gradients agree to at most one float32 ulp.
@@ -232,6 +247,24 @@ func TestSoftmaxCrossEntropyIsStable(t *testing.T) {
 	}
 	if g[0] != 0.5 || g[1] != -1 || g[2] != 0 || g[3] != 0.5 {
 		t.Errorf("grad %v, want [0.5 -1 0 0.5]", g)
+	}
+	// A long row (the float32 path) likewise: two equal maxima far above the rest.
+	long := make([]float32, 300)
+	for j := range long {
+		long[j] = -1000
+	}
+	long[7], long[250] = 1000, 1000
+	g = make([]float32, len(long))
+	loss = SoftmaxCrossEntropy(long, 3, 1, g)
+	if math.Abs(loss-(2000+math.Ln2)) > 1e-9 {
+		t.Errorf("long row: loss %v, want 2000+ln 2", loss)
+	}
+	if g[7] != 0.5 || g[250] != 0.5 || g[3] != -1 || g[0] != 0 {
+		t.Errorf("long row: grad[7,250,3,0] = %v %v %v %v, want 0.5 0.5 -1 0", g[7], g[250], g[3], g[0])
+	}
+	long[100] = float32(math.NaN())
+	if l := SoftmaxCrossEntropy(long, 3, 1, nil); !math.IsNaN(l) {
+		t.Errorf("long row with a NaN: loss %v, want NaN", l)
 	}
 }
 
