@@ -231,15 +231,37 @@ func attentionForward(k kernels.Set, out, lse, qkv []float32, n, seq, heads, wid
 		kk, v := q[width:], q[2*width:]
 		buf := scratchOf(seq * seq)
 		p := *buf
-		k.Gemm(false, true, seq, seq, d, scale, q, 3*width, kk, 3*width, 0, p, seq)
+		causalScores(k, p, q, kk, seq, d, 3*width, scale)
 		rowLSE := lse[job*seq : (job+1)*seq]
 		for i := range seq {
 			row := p[i*seq : (i+1)*seq]
 			rowLSE[i] = softmaxCausal(row, i)
 		}
-		k.Gemm(false, false, seq, d, seq, 1, p, seq, v, 3*width, 0, out[s*seq*width+h*d:], width)
+		o := out[s*seq*width+h*d:]
+		for i0 := 0; i0 < seq; i0 += causalBlock {
+			i1 := min(i0+causalBlock, seq) // rows i0..i1 weigh the values of positions before i1
+			k.Gemm(false, false, i1-i0, d, i1, 1, p[i0*seq:], seq, v, 3*width, 0, o[i0*width:], width)
+		}
 		attentionScratch.Put(buf)
 	})
+}
+
+// causalBlock is the height of the row blocks in which attention's products skip the future:
+// the block of rows i0..i1 needs the scores of the columns before i1 only, so the products
+// cover about (1 + causalBlock/T)/2 of each T×T matrix instead of all of it. Smaller blocks
+// skip more but make more, smaller products: at T = 256 (1 thread), 64 measured 9% more
+// tokens/s than no blocks and 32 4%; at T = 128 no block size measured faster.
+const causalBlock = 64
+
+// causalScores writes scale·q·kᵀ into the T×T matrix p (row stride seq) for every row i and
+// column j < the end of i's row block; what lies further right in a row is left as it was, and
+// no reader looks at it (softmaxCausal and expCausal read row[:i+1] only). q and k are rows of
+// d values at stride ld.
+func causalScores(k kernels.Set, p, q, kk []float32, seq, d, ld int, scale float32) {
+	for i0 := 0; i0 < seq; i0 += causalBlock {
+		i1 := min(i0+causalBlock, seq)
+		k.Gemm(false, true, i1-i0, i1, d, scale, q[i0*ld:], ld, kk, ld, 0, p[i0*seq:], seq)
+	}
 }
 
 // softmaxCausal replaces row[:i+1] by its softmax and zeroes row[i+1:] (the future), and
@@ -296,13 +318,19 @@ func attentionBackward(k kernels.Set, dqkv, dout, qkv, lse []float32, n, seq, he
 		do := dout[s*seq*width+h*d:]
 		buf := scratchOf(2 * seq * seq)
 		p, dp := (*buf)[:seq*seq], (*buf)[seq*seq:]
-		k.Gemm(false, true, seq, seq, d, scale, q, 3*width, kk, 3*width, 0, p, seq)
+		causalScores(k, p, q, kk, seq, d, 3*width, scale)
 		rowLSE := lse[job*seq : (job+1)*seq]
 		for i := range seq {
 			expCausal(p[i*seq:(i+1)*seq], i, rowLSE[i])
 		}
-		k.Gemm(true, false, seq, d, seq, 1, p, seq, do, width, 0, dv, 3*width)
-		k.Gemm(false, true, seq, seq, d, 1, do, width, v, 3*width, 0, dp, seq)
+		// Both P and dS are zero right of the diagonal (expCausal and the loop below zero
+		// them): a column block j0..j1 of dV and dK sums over the rows from j0 on, and a row
+		// block of dP and dQ over the columns before its end.
+		for j0 := 0; j0 < seq; j0 += causalBlock {
+			j1 := min(j0+causalBlock, seq)
+			k.Gemm(true, false, j1-j0, d, seq-j0, 1, p[j0*seq+j0:], seq, do[j0*width:], width, 0, dv[j0*3*width:], 3*width)
+			k.Gemm(false, true, j1-j0, j1, d, 1, do[j0*width:], width, v, 3*width, 0, dp[j0*seq:], seq)
+		}
 		for i := range seq {
 			pr, dr := p[i*seq:i*seq+i+1], dp[i*seq:(i+1)*seq]
 			var dot float32
@@ -314,8 +342,11 @@ func attentionBackward(k kernels.Set, dqkv, dout, qkv, lse []float32, n, seq, he
 			}
 			clear(dr[i+1:])
 		}
-		k.Gemm(false, false, seq, d, seq, scale, dp, seq, kk, 3*width, 0, dq, 3*width)
-		k.Gemm(true, false, seq, d, seq, scale, dp, seq, q, 3*width, 0, dk, 3*width)
+		for b0 := 0; b0 < seq; b0 += causalBlock {
+			b1 := min(b0+causalBlock, seq)
+			k.Gemm(false, false, b1-b0, d, b1, scale, dp[b0*seq:], seq, kk, 3*width, 0, dq[b0*3*width:], 3*width)
+			k.Gemm(true, false, b1-b0, d, seq-b0, scale, dp[b0*seq+b0:], seq, q[b0*3*width:], 3*width, 0, dk[b0*3*width:], 3*width)
+		}
 		attentionScratch.Put(buf)
 	})
 }
