@@ -68,6 +68,7 @@ func TestDeviceBackendTrainsLikeTheCPU(t *testing.T) {
 func TestDeviceRunResumesLikeTheCPU(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	job := smallJob(t)
+	job.Train.Epochs = 20 // room for the cancellation to land before the end (see TestInterruptAndResumeMatchUninterrupted)
 	full := mustRun(t, context.Background(), job, Options{})
 
 	job.Train.Device = testDevice

@@ -440,12 +440,33 @@ func (j *Job) validateText() error {
 }
 
 // Fingerprint identifies what a checkpoint's tensors mean: the model and optimizer shape and
-// the data order. A checkpoint with another fingerprint cannot be resumed by this job.
-func (j *Job) Fingerprint() string {
+// the data order. A checkpoint with another fingerprint cannot be resumed by this job. Defaults
+// spelled out and left out hash alike (init: he on a dense layer, the softmax cross-entropy
+// loss), so the default job and examples/mnist-mlp.yaml, which writes it out, are one job.
+func (j *Job) Fingerprint() string { return j.fingerprint(true) }
+
+// WroteCheckpoint reports whether a checkpoint's fingerprint is this job's: Fingerprint, or the
+// fingerprint of releases before it spelled defaults the canonical way, so that their
+// checkpoints still resume.
+func (j *Job) WroteCheckpoint(fp string) bool {
+	return fp == j.fingerprint(true) || fp == j.fingerprint(false)
+}
+
+func (j *Job) fingerprint(canonical bool) string {
 	model := j.Model
 	if len(model.Input) == 0 && len(model.Layers) == 0 {
 		// A gpt's: absent or empty (as a job read back from YAML has them) mean the same.
 		model.Input, model.Layers = nil, nil
+	} else if canonical {
+		model.Layers = slices.Clone(model.Layers)
+		for i, l := range model.Layers {
+			if (l.Type == compute.LayerDense || l.Type == compute.LayerConv2D) && l.Init == "" {
+				model.Layers[i].Init = compute.InitHe
+			}
+		}
+		if model.Loss == "" {
+			model.Loss = compute.LossSoftmaxCrossEntropy
+		}
 	}
 	key := struct {
 		Model     compute.ModelSpec

@@ -4,8 +4,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/troupe-ml/troupe/compute"
 )
 
 func TestParseJobRejectsBadInput(t *testing.T) {
@@ -73,6 +76,39 @@ func TestJobCheckpointsUnderItsOwnName(t *testing.T) {
 		if job.Checkpoint.Dir != c.dir {
 			t.Errorf("%q: checkpoint.dir %q, want %q", c.yaml, job.Checkpoint.Dir, c.dir)
 		}
+	}
+}
+
+// examples/mnist-mlp.yaml is the default job written out: one fingerprint, so that either
+// resumes the other's checkpoints in checkpoints/mnist-mlp. Spelling a default out does not
+// change a fingerprint; changing what it means does. Checkpoints fingerprinted before
+// defaults were spelled canonically still count as the job's.
+func TestDefaultsSpelledOutAreTheSameJob(t *testing.T) {
+	file, err := LoadJob("../examples/mnist-mlp.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := DefaultJob()
+	if file.Fingerprint() != def.Fingerprint() {
+		t.Fatalf("examples/mnist-mlp.yaml %s, the default job %s: want one job", file.Fingerprint(), def.Fingerprint())
+	}
+	xavier := DefaultJob()
+	xavier.Model.Layers = slices.Clone(xavier.Model.Layers)
+	xavier.Model.Layers[len(xavier.Model.Layers)-1].Init = compute.InitXavier
+	if xavier.Fingerprint() == def.Fingerprint() {
+		t.Error("another initialization of the output layer, the same fingerprint")
+	}
+	noLoss := DefaultJob()
+	noLoss.Model.Loss = ""
+	if noLoss.Fingerprint() != def.Fingerprint() {
+		t.Error("the loss left out and spelled as its default fingerprint differently")
+	}
+	legacy := def.fingerprint(false)
+	if legacy == def.Fingerprint() {
+		t.Fatal("the default job's legacy fingerprint equals the canonical one: the fallback below tests nothing")
+	}
+	if !def.WroteCheckpoint(legacy) || !def.WroteCheckpoint(def.Fingerprint()) || def.WroteCheckpoint(xavier.Fingerprint()) {
+		t.Error("WroteCheckpoint: want the canonical and the legacy fingerprint accepted, another job's refused")
 	}
 }
 

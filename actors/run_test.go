@@ -166,6 +166,10 @@ func TestSameSeedGivesBitIdenticalLosses(t *testing.T) {
 func TestInterruptAndResumeMatchUninterrupted(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	job := smallJob(t)
+	// Steps of this model take a fraction of a millisecond and a cancellation travels through
+	// two mailboxes: 20 epochs (480 steps) leave it hundreds of steps to land in before the
+	// end, where 3 epochs left 35 and it sometimes arrived after the last.
+	job.Train.Epochs = 20
 	full := mustRun(t, context.Background(), job, Options{})
 	if full.Checkpoints == 0 {
 		t.Fatal("no checkpoint written")
@@ -312,6 +316,7 @@ func TestFreshRunOverEarlierCheckpoints(t *testing.T) {
 	}
 
 	job.Train.MaxSteps = 0
+	job.Train.Epochs = 20 // room for the cancellation to land before the end (see TestInterruptAndResumeMatchUninterrupted)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	mustRun(t, ctx, job, Options{OnStep: func(s *StepDone) {

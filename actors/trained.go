@@ -66,7 +66,7 @@ func LoadTrained(ctx context.Context, job Job, loc string) (*Trained, error) {
 	}
 	t := &Trained{Checkpoint: name, Step: snap.Step, Final: snap.Meta[metaFinal] == "true", Fingerprint: snap.Meta["fingerprint"], Skipped: skipped,
 		Meta: snap.Meta}
-	if want := job.Fingerprint(); t.Fingerprint != want {
+	if want := job.Fingerprint(); !job.WroteCheckpoint(t.Fingerprint) {
 		return t, fmt.Errorf("%w: %s in %s was written by another job (fingerprint %q, job %q has %q): give the job file it was trained with, "+
 			"with the model, optimizer, seed, batch_size, train_limit and validation of that run (flags given to train included)",
 			ErrBadJob, name, loc, t.Fingerprint, job.Name, want)

@@ -221,7 +221,7 @@ const metaFinal = "final"
 
 // restore loads a checkpoint into the replica after checking that it belongs to this job.
 func (r *replica) restore(s *checkpoint.Snapshot) error {
-	if fp := s.Meta["fingerprint"]; fp != r.job.Fingerprint() {
+	if fp := s.Meta["fingerprint"]; !r.job.WroteCheckpoint(fp) {
 		return fmt.Errorf("%w: checkpoint of another job (fingerprint %q, this job %q): change checkpoint.dir or drop --resume", ErrBadJob, fp, r.job.Fingerprint())
 	}
 	if len(s.Params) != len(r.model.Params()) {

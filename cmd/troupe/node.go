@@ -90,7 +90,7 @@ only, unless --insecure says otherwise.`,
 	fl.StringVar(&f.jobFile, "job", "", "start this job (a YAML job file)")
 	fl.IntVar(&f.minNodes, "min-nodes", 1, "with --job: ready nodes, this one included, to wait for before step 0")
 	fl.DurationVar(&f.leaveWait, "leave-timeout", 2*time.Second, "how long a graceful leave waits for the cluster to hear of it")
-	fl.DurationVar(&f.joinWait, "join-timeout", 0, "with --join: give up when no member hands over the job within this time (0: wait)")
+	fl.DurationVar(&f.joinWait, "join-timeout", defaultJoinWait, "with --join: give up (exit 1) when no member hands over the job within this time (0: wait for ever)")
 	fl.DurationVar(&f.drainWait, "drain-timeout", 10*time.Second, "on a signal or a preemption notice: how long the step in flight may take before it is abandoned")
 	fl.StringVar(&f.notice.provider, "preemption", "", "watch the cloud's preemption notices: aws (spot instance-action, IMDSv2), gcp or azure (Scheduled Events)")
 	fl.StringVar(&f.notice.url, "metadata-url", "", "base URL of the instance metadata service (default: the provider's link-local address)")
@@ -353,14 +353,44 @@ func runNode(cmd *cobra.Command, f *nodeFlags, stdout, stderr io.Writer) (err er
 }
 
 // fetchJob waits for a member to hand over the job, then writes this node's local flags over it.
+// defaultJoinWait is how long a joiner waits for the job by default: long enough for a fleet
+// booting together, short enough that a joiner whose seed is gone says so and exits.
+const defaultJoinWait = 5 * time.Minute
+
+// joinReminder is how often a joiner that has no job yet says what it is waiting for.
+const joinReminder = 5 * time.Second
+
 func fetchJob(ctx context.Context, peer *actors.Peer, f *nodeFlags, cmd *cobra.Command, log *slog.Logger) (actors.Job, error) {
-	log.Info("asking the cluster for its job")
+	log.Info("asking the cluster for its job", "seeds", f.join, "timeout", f.joinWait)
 	if f.joinWait > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, f.joinWait)
 		defer cancel()
 	}
+	began := time.Now()
+	stopReminding := make(chan struct{})
+	reminded := make(chan struct{})
+	go func() {
+		defer close(reminded)
+		tick := time.NewTicker(joinReminder)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				log.Warn("still waiting for a member to hand over the job", "waited", time.Since(began).Round(time.Second),
+					"members_known", len(peer.Members()), "seeds", f.join)
+			case <-stopReminding:
+				return
+			}
+		}
+	}()
 	job, err := peer.FetchJob(ctx)
+	close(stopReminding)
+	<-reminded
+	if errors.Is(err, actors.ErrNoJob) && errors.Is(err, context.DeadlineExceeded) {
+		return actors.Job{}, fmt.Errorf("%w within --join-timeout %s (members known: %d, seeds %v): is the node that started the job with --job up?",
+			actors.ErrNoJob, f.joinWait, len(peer.Members()), f.join)
+	}
 	if err != nil {
 		return actors.Job{}, err
 	}

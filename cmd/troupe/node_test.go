@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -531,6 +532,76 @@ func readLosses(t *testing.T, path string) []float64 {
 		out = append(out, f)
 	}
 	return out
+}
+
+// The README's path: a bare `troupe train`, then a node started with examples/mnist-mlp.yaml
+// (the default job written out) in the same folder, checkpoints on. They are one job, so the
+// node resumes the run in checkpoints/mnist-mlp instead of refusing "a checkpoint of another
+// job".
+func TestNodeResumesTheBareTrainRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two processes")
+	}
+	bin := buildTroupe(t)
+	dir := t.TempDir()
+	job, err := filepath.Abs("../../examples/mnist-mlp.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	train := exec.Command(bin, "train", "--max-steps", "20", "--progress", "none")
+	train.Dir = dir
+	if out, err := train.CombinedOutput(); err != nil {
+		t.Fatalf("troupe train: %v\n%s", err, out)
+	}
+	node := exec.Command(bin, "node", "--bind", "127.0.0.1:0", "--job", job, "--max-steps", "30", "--progress", "none", "--json")
+	node.Dir = dir
+	var stderr bytes.Buffer
+	node.Stderr = &stderr
+	out, err := node.Output()
+	if err != nil {
+		t.Fatalf("troupe node --job examples/mnist-mlp.yaml after troupe train: %v\n%s", err, stderr.String())
+	}
+	var sum nodeSummary
+	if err := json.Unmarshal(out, &sum); err != nil {
+		t.Fatalf("--json: %v\n%s", err, out)
+	}
+	if sum.ResumedFromStep != 20 || sum.Steps != 30 {
+		t.Fatalf("the node resumed from step %d and ended at %d, want 20 and 30", sum.ResumedFromStep, sum.Steps)
+	}
+}
+
+// A joiner whose seed never answers says every few seconds what it waits for, and gives up
+// with a clear error and exit status 1 when --join-timeout passes (by default after minutes,
+// not never).
+func TestJoinerOfADeadSeedGivesUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a node process")
+	}
+	bin := buildTroupe(t)
+	// A port nothing listens on: taken, then let go.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close()
+	p := startNode(t, bin, "joiner", "--bind", "127.0.0.1:0", "--join", dead, "--join-timeout", "7s")
+	began := time.Now()
+	if code := p.waitExit(t, time.Minute); code != 1 {
+		t.Fatalf("exit status %d, want 1", code)
+	}
+	if waited := time.Since(began); waited > 30*time.Second {
+		t.Errorf("gave up after %s, want about 7s", waited)
+	}
+	log := p.tail(40)
+	for _, want := range []string{"still waiting for a member to hand over the job", "within --join-timeout 7s", dead} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the joiner's log lacks %q:\n%s", want, log)
+		}
+	}
+	if def := newNodeCommand(&syncBuffer{}, &syncBuffer{}).Flags().Lookup("join-timeout").DefValue; def != defaultJoinWait.String() || defaultJoinWait <= 0 {
+		t.Errorf("--join-timeout defaults to %s: a joiner of a dead seed must not wait for ever", def)
+	}
 }
 
 // A node holding another cluster key can neither join nor get the job: gossip, the control
