@@ -253,6 +253,15 @@ func runNode(cmd *cobra.Command, f *nodeFlags, stdout, stderr io.Writer) (err er
 			err = perr
 		}
 	}()
+	tb, err := openTensorBoard(f.tensorboard, log) // one file across incarnations, as the metrics
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := tb.close(); cerr != nil {
+			log.Warn("closing the TensorBoard file", "err", cerr)
+		}
+	}()
 	for {
 		out.Incarnations++
 		out.NodeID = string(peer.ID())
@@ -310,6 +319,7 @@ func runNode(cmd *cobra.Command, f *nodeFlags, stdout, stderr io.Writer) (err er
 		if m != nil {
 			m.hook(&opts)
 		}
+		tb.hook(&opts)
 		res, err = actors.Run(ctx, job, opts)
 		close(leaving)
 		if res != nil {

@@ -34,6 +34,7 @@ type trainFlags struct {
 	metricsAddr  string
 	cpuProfile   string
 	memProfile   string
+	tensorboard  string
 
 	overrides map[string]func(*actors.Job) // flag name -> write its value into the job
 }
@@ -106,6 +107,7 @@ func (f *trainFlags) defineOutputFlags(fl *pflag.FlagSet) {
 	fl.BoolVar(&f.verbose, "verbose", false, "log debug details")
 	fl.StringVar(&f.metricsAddr, "metrics", "", "serve Prometheus metrics at http://HOST:PORT/metrics (port 0 picks one)")
 	fl.StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile of the run to this file (go tool pprof reads it)")
+	fl.StringVar(&f.tensorboard, "tensorboard", "", "write TensorBoard scalars (loss, accuracy, learning rate, validation, world size) into an event file in this directory")
 	fl.StringVar(&f.memProfile, "mem-profile", "", "write a heap profile to this file at the end of the run: what is live then, and every allocation made")
 }
 
@@ -314,6 +316,16 @@ func train(ctx context.Context, job actors.Job, f trainFlags, stdout, stderr io.
 		return err
 	}
 	defer stopMetrics()
+	tb, err := openTensorBoard(f.tensorboard, log)
+	if err != nil {
+		return err
+	}
+	tb.hook(&opts)
+	defer func() {
+		if cerr := tb.close(); cerr != nil {
+			log.Warn("closing the TensorBoard file", "err", cerr)
+		}
+	}()
 	stopProfile, err := f.profile()
 	if err != nil {
 		return err
