@@ -1,6 +1,7 @@
 package tensorboard_test
 
 import (
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -9,7 +10,6 @@ import (
 	"time"
 
 	"github.com/troupe-ml/troupe/tensorboard"
-	"github.com/troupe-ml/troupe/tensorboard/tbtest"
 )
 
 func TestEventsReadBack(t *testing.T) {
@@ -41,7 +41,7 @@ func TestEventsReadBack(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	events, err := tbtest.ReadFile(w.Path())
+	events, err := tensorboard.ReadFile(w.Path())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestEventsReadBack(t *testing.T) {
 	raw[len(raw)-10] ^= 1
 	bad := filepath.Join(t.TempDir(), "events.out.tfevents.bad")
 	os.WriteFile(bad, raw, 0o644)
-	if _, err := tbtest.ReadFile(bad); err == nil || !strings.Contains(err.Error(), "checksum") {
+	if _, err := tensorboard.ReadFile(bad); err == nil || !strings.Contains(err.Error(), "checksum") {
 		t.Errorf("a corrupted record read back without a checksum error: %v", err)
 	}
 }
@@ -94,5 +94,45 @@ func TestTwoWritersTwoFiles(t *testing.T) {
 	defer c.Close()
 	if a.Path() == b.Path() || b.Path() == c.Path() || a.Path() == c.Path() {
 		t.Fatalf("writers share a file: %s %s %s", a.Path(), b.Path(), c.Path())
+	}
+}
+
+// Parse takes any bytes without panicking: a clean file, a torn one, a hostile length.
+func FuzzParse(f *testing.F) {
+	dir := f.TempDir()
+	w, err := tensorboard.Create(dir)
+	if err != nil {
+		f.Fatal(err)
+	}
+	w.Add(3, time.Unix(1, 0), tensorboard.Scalar{Tag: "train/loss", Value: 0.5}, tensorboard.Scalar{Tag: "lr", Value: 1e-3})
+	w.Close()
+	raw, _ := os.ReadFile(w.Path())
+	f.Add(raw)
+	f.Add(raw[:len(raw)-3])
+	f.Add(raw[:13])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		events, err := tensorboard.Parse(b)
+		if err == nil && len(b) > 0 && len(events) == 0 {
+			t.Fatal("bytes that parse without error hold at least one event")
+		}
+	})
+}
+
+// A file a writer is still appending to ends in a partial record: the events before it are
+// read, and the error says the rest is torn.
+func TestParseTornFile(t *testing.T) {
+	w, err := tensorboard.Create(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for step := range int64(3) {
+		w.Add(step, time.Now(), tensorboard.Scalar{Tag: "x", Value: float64(step)})
+	}
+	w.Close()
+	raw, _ := os.ReadFile(w.Path())
+	events, err := tensorboard.Parse(raw[:len(raw)-5])
+	if !errors.Is(err, tensorboard.ErrCorrupt) || len(events) != 3 { // the version and two steps
+		t.Fatalf("torn file: %d events, err %v; want 3 and ErrCorrupt", len(events), err)
 	}
 }

@@ -44,6 +44,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.AddCommand(newExportCommand(stdout, stderr))
 	root.AddCommand(newImportCommand(stdout, stderr))
 	root.AddCommand(newGenerateCommand(stdout, stderr))
+	root.AddCommand(newPlotCommand(stdout, stderr))
 	err := root.ExecuteContext(ctx)
 	switch {
 	case err == nil:

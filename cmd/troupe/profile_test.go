@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/troupe-ml/troupe/tensorboard"
-	"github.com/troupe-ml/troupe/tensorboard/tbtest"
 )
 
 // --cpu-profile and --mem-profile write pprof files (gzipped protobufs) for a run in one
@@ -53,7 +52,7 @@ func TestTensorBoardScalarsAreTheLossLog(t *testing.T) {
 	if len(files) != 1 {
 		t.Fatalf("event files %v, want one", files)
 	}
-	events, err := tbtest.ReadFile(files[0])
+	events, err := tensorboard.ReadFile(files[0])
 	if err != nil {
 		t.Fatal(err)
 	}

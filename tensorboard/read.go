@@ -1,18 +1,19 @@
-// Package tbtest reads TensorBoard event files back for tests, from the format's definition and
-// with google.golang.org/protobuf's wire decoder: independent of the hand-written encoder it
-// checks.
-package tbtest
+package tensorboard
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"math"
 	"os"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
+
+// The reader decodes with google.golang.org/protobuf's wire functions, not with the hand-written
+// encoder's knowledge of its own output, so the tests that read files back check the encoder
+// against the format rather than against itself. Files from TensorBoard's other writers hold
+// events of other kinds (images, histograms, graphs): their fields are skipped.
 
 // Event is what an event file's record says.
 type Event struct {
@@ -22,36 +23,46 @@ type Event struct {
 	Values      map[string]float32 // the summary's simple values by tag
 }
 
-func masked(b []byte) uint32 {
-	c := crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli))
-	return ((c >> 15) | (c << 17)) + 0xa282ead8
-}
+// ErrCorrupt marks an event file that is not one: a bad checksum, a truncated record, a
+// message that does not decode.
+var ErrCorrupt = errors.New("tensorboard: corrupt event file")
 
-// ReadFile returns the events of an event file, checking every record's two checksums.
+// ReadFile returns the events of an event file (see Parse).
 func ReadFile(path string) ([]Event, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("tensorboard: %w", err)
 	}
+	events, err := Parse(raw)
+	if err != nil {
+		return events, fmt.Errorf("%s: %w", path, err)
+	}
+	return events, nil
+}
+
+// Parse returns the events of an event file's bytes, checking both checksums of every record.
+// It returns the events before the first bad record with an error wrapping ErrCorrupt; a file
+// that a writer is still appending to may end in a partial record, which reads as truncated.
+func Parse(raw []byte) ([]Event, error) {
 	var out []Event
 	for len(raw) > 0 {
-		if len(raw) < 12 {
-			return out, errors.New("truncated record header")
+		if len(raw) < 16 {
+			return out, fmt.Errorf("%w: record %d truncated (%d bytes)", ErrCorrupt, len(out), len(raw))
 		}
 		n := binary.LittleEndian.Uint64(raw[:8])
-		if masked(raw[:8]) != binary.LittleEndian.Uint32(raw[8:12]) {
-			return out, fmt.Errorf("record %d: bad length checksum", len(out))
+		if MaskedCRC(raw[:8]) != binary.LittleEndian.Uint32(raw[8:12]) {
+			return out, fmt.Errorf("%w: record %d: bad length checksum", ErrCorrupt, len(out))
 		}
-		if uint64(len(raw)-16) < n {
-			return out, fmt.Errorf("record %d: %d bytes announced, %d left", len(out), n, len(raw)-16)
+		if n > uint64(len(raw)-16) {
+			return out, fmt.Errorf("%w: record %d: %d bytes announced, %d left", ErrCorrupt, len(out), n, len(raw)-16)
 		}
 		data := raw[12 : 12+n]
-		if masked(data) != binary.LittleEndian.Uint32(raw[12+n:]) {
-			return out, fmt.Errorf("record %d: bad data checksum", len(out))
+		if MaskedCRC(data) != binary.LittleEndian.Uint32(raw[12+n:]) {
+			return out, fmt.Errorf("%w: record %d: bad data checksum", ErrCorrupt, len(out))
 		}
 		ev, err := decodeEvent(data)
 		if err != nil {
-			return out, fmt.Errorf("record %d: %w", len(out), err)
+			return out, fmt.Errorf("%w: record %d: %w", ErrCorrupt, len(out), err)
 		}
 		out = append(out, ev)
 		raw = raw[16+n:]
@@ -107,28 +118,27 @@ func decodeEvent(b []byte) (Event, error) {
 		case num == 5 && typ == protowire.BytesType: // Summary
 			return fields(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 				if num != 1 || typ != protowire.BytesType {
-					return fmt.Errorf("summary field %d", num)
+					return nil
 				}
 				var tag string
 				var val float32
+				simple := false
 				err := fields(v, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
 					switch {
 					case num == 1 && typ == protowire.BytesType:
 						tag = string(v)
 					case num == 2 && typ == protowire.Fixed32Type:
-						val = math.Float32frombits(uint32(x))
-					default:
-						return fmt.Errorf("value field %d type %d", num, typ)
+						val, simple = math.Float32frombits(uint32(x)), true
 					}
-					return nil
+					return nil // an image, a histogram, a tensor: not a scalar
 				})
-				ev.Values[tag] = val
+				if simple {
+					ev.Values[tag] = val
+				}
 				return err
 			})
-		default:
-			return fmt.Errorf("event field %d type %d", num, typ)
 		}
-		return nil
+		return nil // another kind of event, or a field this reader does not need
 	})
 	return ev, err
 }
