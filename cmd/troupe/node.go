@@ -262,6 +262,11 @@ func runNode(cmd *cobra.Command, f *nodeFlags, stdout, stderr io.Writer) (err er
 			log.Warn("closing the TensorBoard file", "err", cerr)
 		}
 	}()
+	board, err := f.serveDashboard(log) // one page across incarnations too
+	if err != nil {
+		return err
+	}
+	defer board.close()
 	for {
 		out.Incarnations++
 		out.NodeID = string(peer.ID())
@@ -320,6 +325,7 @@ func runNode(cmd *cobra.Command, f *nodeFlags, stdout, stderr io.Writer) (err er
 			m.hook(&opts)
 		}
 		tb.hook(&opts)
+		board.hook(&opts)
 		res, err = actors.Run(ctx, job, opts)
 		close(leaving)
 		if res != nil {

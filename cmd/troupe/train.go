@@ -35,6 +35,7 @@ type trainFlags struct {
 	cpuProfile   string
 	memProfile   string
 	tensorboard  string
+	httpAddr     string
 
 	overrides map[string]func(*actors.Job) // flag name -> write its value into the job
 }
@@ -107,6 +108,7 @@ func (f *trainFlags) defineOutputFlags(fl *pflag.FlagSet) {
 	fl.BoolVar(&f.verbose, "verbose", false, "log debug details")
 	fl.StringVar(&f.metricsAddr, "metrics", "", "serve Prometheus metrics at http://HOST:PORT/metrics (port 0 picks one)")
 	fl.StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile of the run to this file (go tool pprof reads it)")
+	fl.StringVar(&f.httpAddr, "http", "", "serve a live dashboard of the run (curves, worlds, checkpoints) at http://HOST:PORT/ (port 0 picks one; the log says which)")
 	fl.StringVar(&f.tensorboard, "tensorboard", "", "write TensorBoard scalars (loss, accuracy, learning rate, validation, world size) into an event file in this directory")
 	fl.StringVar(&f.memProfile, "mem-profile", "", "write a heap profile to this file at the end of the run: what is live then, and every allocation made")
 }
@@ -326,6 +328,12 @@ func train(ctx context.Context, job actors.Job, f trainFlags, stdout, stderr io.
 			log.Warn("closing the TensorBoard file", "err", cerr)
 		}
 	}()
+	board, err := f.serveDashboard(log)
+	if err != nil {
+		return err
+	}
+	board.hook(&opts)
+	defer board.close()
 	stopProfile, err := f.profile()
 	if err != nil {
 		return err
