@@ -44,7 +44,7 @@ type Step struct {
 	Loss          Num   `json:"loss"`
 	Accuracy      Num   `json:"accuracy"`
 	LR            Num   `json:"lr"`
-	SamplesPerSec Num   `json:"samples_per_second"` // since the previous step; 0 for a world's first
+	SamplesPerSec Num   `json:"samples_per_second"` // over the last 2 s of steps; 0 until there is half of that
 	Time          Num   `json:"time"`               // seconds since the board was made
 }
 
@@ -71,9 +71,9 @@ type World struct {
 
 // Checkpoint is a checkpoint write.
 type Checkpoint struct {
-	Step    int64   `json:"step"`
-	Name    string  `json:"name"`
-	Error   string  `json:"error,omitempty"`
+	Step    int64  `json:"step"`
+	Name    string `json:"name"`
+	Error   string `json:"error,omitempty"`
 	Skipped bool   `json:"skipped,omitempty"`
 	Time    Num    `json:"time"`
 }
@@ -94,12 +94,25 @@ type Run struct {
 
 // Board collects a run's events. Its methods may be called from any goroutine.
 type Board struct {
-	mu       sync.Mutex
-	began    time.Time
-	run      Run
-	lastStep time.Time
-	subs     map[chan event]struct{}
+	mu    sync.Mutex
+	began time.Time
+	run   Run
+	// Throughput: step events reach the board in bursts (a busy node hands several over at
+	// once), so the rate is taken over the steps of the last rateWindow of wall time.
+	recent  []tick
+	samples int64
+	rate    float64
+	subs    map[chan event]struct{}
 }
+
+// tick is the board's count of samples at a moment.
+type tick struct {
+	at      time.Time
+	samples int64
+}
+
+// rateWindow is the stretch of wall time a samples/s figure is measured over.
+const rateWindow = 2 * time.Second
 
 // event is one server-sent event: its type and JSON data.
 type event struct {
@@ -164,7 +177,7 @@ func (b *Board) Start(job string, params int, startStep, totalSteps int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.run.Job, b.run.Params, b.run.StartStep, b.run.TotalSteps = job, params, startStep, totalSteps
-	b.lastStep = time.Time{}
+	b.recent, b.rate = b.recent[:0], 0
 	b.publish("start", map[string]any{"job": job, "params": params, "start_step": startStep, "total_steps": totalSteps})
 }
 
@@ -173,13 +186,16 @@ func (b *Board) AddStep(s *actors.StepDone) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := time.Now()
-	p := Step{Step: s.Step, Epoch: s.Epoch, Loss: Num(s.Loss), Accuracy: Num(s.Accuracy), LR: Num(s.LR), Time: b.since()}
-	if !b.lastStep.IsZero() {
-		if dt := now.Sub(b.lastStep).Seconds(); dt > 0 {
-			p.SamplesPerSec = Num(float64(s.Samples) / dt)
-		}
+	b.samples += int64(s.Samples)
+	b.recent = append(b.recent, tick{now, b.samples})
+	for len(b.recent) > 2 && now.Sub(b.recent[1].at) >= rateWindow {
+		b.recent = b.recent[1:]
 	}
-	b.lastStep = now
+	if first := b.recent[0]; now.Sub(first.at) >= rateWindow/4 {
+		b.rate = float64(b.samples-first.samples) / now.Sub(first.at).Seconds()
+	}
+	p := Step{Step: s.Step, Epoch: s.Epoch, Loss: Num(s.Loss), Accuracy: Num(s.Accuracy), LR: Num(s.LR),
+		SamplesPerSec: Num(b.rate), Time: b.since()}
 	b.run.Steps = append(b.run.Steps, p)
 	b.publish("step", p)
 }

@@ -89,14 +89,16 @@ func TestBoardServesThePageAndStreamsTheRun(t *testing.T) {
 	if snap.Job != "peers" || snap.TotalSteps != 100 || len(snap.Steps) != 1 || snap.Steps[0].Loss != 2.5 || len(snap.Worlds) != 1 {
 		t.Fatalf("snapshot %+v", snap)
 	}
+	time.Sleep(600 * time.Millisecond) // over a quarter of the rate's window: a rate is known
 	b.AddStep(&actors.StepDone{Stamp: actors.Stamp{Step: 1}, Loss: math.NaN(), Samples: 60})
 	kind, data = events.next(t)
 	var step dashboard.Step
 	if err := json.Unmarshal([]byte(data), &step); kind != "step" || err != nil || step.Step != 1 || !strings.Contains(data, `"loss":null`) {
 		t.Fatalf("second event %s %v: %s (a NaN loss goes as null)", kind, err, data)
 	}
-	if step.SamplesPerSec <= 0 {
-		t.Errorf("the second step's samples/s is %v", step.SamplesPerSec)
+	// 60 samples in about 0.6 s (the first step's count is where the window starts).
+	if step.SamplesPerSec < 20 || step.SamplesPerSec > 100 {
+		t.Errorf("the second step's samples/s is %v, want about 100", step.SamplesPerSec)
 	}
 	b.AddWorld(actors.WorldInfo{Generation: 2, Members: []string{"a", "b", "c"}, StartStep: 1, Joins: 1})
 	if kind, data = events.next(t); kind != "world" || !strings.Contains(data, `"generation":2`) {
