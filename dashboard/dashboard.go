@@ -67,6 +67,7 @@ type World struct {
 	Joins      int      `json:"joins"`
 	Departures int      `json:"departures"`
 	Time       Num      `json:"time"`
+	WallMS     int64    `json:"wall_ms"` // when the node entered it, Unix milliseconds: the page shows its delay
 }
 
 // Checkpoint is a checkpoint write.
@@ -90,6 +91,7 @@ type Run struct {
 	Checkpoints []Checkpoint `json:"checkpoints"`
 	Restarts    []string     `json:"restarts"`
 	Done        bool         `json:"done"`
+	Viewers     int          `json:"viewers"` // pages open on the event stream
 }
 
 // Board collects a run's events. Its methods may be called from any goroutine.
@@ -218,7 +220,7 @@ func (b *Board) AddWorld(w actors.WorldInfo) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	p := World{Generation: w.Generation, StartStep: w.StartStep, Members: append([]string{}, w.Members...), Rank: w.Rank,
-		Joins: w.Joins, Departures: w.Departures, Time: b.since()}
+		Joins: w.Joins, Departures: w.Departures, Time: b.since(), WallMS: time.Now().UnixMilli()}
 	b.run.Worlds = append(b.run.Worlds, p)
 	b.publish("world", p)
 }
@@ -257,6 +259,7 @@ func (b *Board) snapshot() Run {
 	r.Worlds = append([]World{}, r.Worlds...)
 	r.Checkpoints = append([]Checkpoint{}, r.Checkpoints...)
 	r.Restarts = append([]string{}, r.Restarts...)
+	r.Viewers = len(b.subs)
 	return r
 }
 

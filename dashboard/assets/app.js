@@ -69,7 +69,10 @@ function draw() {
   chart(document.getElementById("rate-chart"), [
     { points: run.steps.filter(s => s.samples_per_second > 0).map(s => [s.step, s.samples_per_second]), color: "#00897b" },
   ], markers);
-  const rows = run.worlds.map(w => `<tr><td>${w.generation}</td><td>${w.start_step}</td><td>${w.members.length}</td>` +
+  // A world received live carries how long it took from the node's entering it to this page.
+  const rows = run.worlds.map(w => `<tr data-generation="${w.generation}"` +
+    (w.delay_ms !== undefined ? ` data-delay-ms="${w.delay_ms}"` : "") +
+    `><td>${w.generation}</td><td>${w.start_step}</td><td>${w.members.length}</td>` +
     `<td>${w.rank}</td><td>${w.joins}</td><td>${w.departures}</td></tr>`);
   document.querySelector("#worlds tbody").innerHTML = rows.join("");
   document.getElementById("members").innerHTML = world ? world.members.map(m => `<li>${escape(m)}</li>`).join("") : "<li>this process alone</li>";
@@ -88,7 +91,7 @@ function connect() {
   src.addEventListener("start", e => { const s = JSON.parse(e.data); run.job = s.job; run.total_steps = s.total_steps; redraw(); });
   src.addEventListener("step", e => { run.steps.push(JSON.parse(e.data)); redraw(); });
   src.addEventListener("epoch", e => { run.epochs.push(JSON.parse(e.data)); redraw(); });
-  src.addEventListener("world", e => { run.worlds.push(JSON.parse(e.data)); redraw(); });
+  src.addEventListener("world", e => { const w = JSON.parse(e.data); w.delay_ms = Date.now() - w.wall_ms; run.worlds.push(w); redraw(); });
   src.addEventListener("checkpoint", e => { run.checkpoints.push(JSON.parse(e.data)); redraw(); });
   src.addEventListener("done", () => { run.done = true; state.textContent = "finished"; redraw(); });
   src.onerror = () => { state.textContent = run.done ? "finished (server gone)" : "reconnecting"; };
