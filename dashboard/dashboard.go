@@ -79,6 +79,19 @@ type Checkpoint struct {
 	Time    Num    `json:"time"`
 }
 
+// Member is a cluster member's state, as an observer of the whole cluster (troupe status
+// --http) shows it.
+type Member struct {
+	ID            string `json:"id"`
+	Rank          int    `json:"rank"` // -1: not in the newest world
+	Generation    uint64 `json:"generation"`
+	Step          int64  `json:"step"`
+	Loss          Num    `json:"loss"`
+	Accuracy      Num    `json:"accuracy"`
+	SamplesPerSec Num    `json:"samples_per_second"`
+	State         string `json:"state"` // training, waiting, finished
+}
+
 // Run is everything the board holds: what the page's first event and /api/run carry.
 type Run struct {
 	Job         string       `json:"job"`
@@ -91,7 +104,8 @@ type Run struct {
 	Checkpoints []Checkpoint `json:"checkpoints"`
 	Restarts    []string     `json:"restarts"`
 	Done        bool         `json:"done"`
-	Viewers     int          `json:"viewers"` // pages open on the event stream
+	Viewers     int          `json:"viewers"`           // pages open on the event stream
+	Members     []Member     `json:"members,omitempty"` // a cluster observer's view of every member
 }
 
 // Board collects a run's events. Its methods may be called from any goroutine.
@@ -237,6 +251,24 @@ func (b *Board) AddCheckpoint(c *actors.SnapshotSaved) {
 	b.publish("checkpoint", p)
 }
 
+// Observe records a step as seen from outside the run (an observer polling a cluster): the
+// figures as given, with the time of the observation.
+func (b *Board) Observe(s Step) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s.Time = b.since()
+	b.run.Steps = append(b.run.Steps, s)
+	b.publish("step", s)
+}
+
+// SetMembers replaces the cluster's member states.
+func (b *Board) SetMembers(ms []Member) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.run.Members = append([]Member{}, ms...)
+	b.publish("members", b.run.Members)
+}
+
 // Done marks the run as over.
 func (b *Board) Done() {
 	b.mu.Lock()
@@ -259,6 +291,7 @@ func (b *Board) snapshot() Run {
 	r.Worlds = append([]World{}, r.Worlds...)
 	r.Checkpoints = append([]Checkpoint{}, r.Checkpoints...)
 	r.Restarts = append([]string{}, r.Restarts...)
+	r.Members = append([]Member(nil), r.Members...)
 	r.Viewers = len(b.subs)
 	return r
 }
@@ -306,7 +339,7 @@ func (b *Board) unsubscribe(ch chan event) {
 
 // Handler serves the page (/), its assets, /api/run (the snapshot as JSON) and /api/events
 // (server-sent events: "snapshot" first, then "start", "step", "epoch", "world",
-// "checkpoint", "restart", "done").
+// "checkpoint", "restart", "members", "done").
 func (b *Board) Handler() http.Handler {
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(assets, "assets")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -16,14 +17,17 @@ import (
 
 	"github.com/troupe-ml/troupe/actors"
 	"github.com/troupe-ml/troupe/cluster"
+	"github.com/troupe-ml/troupe/dashboard"
 	"github.com/troupe-ml/troupe/sched"
 )
 
 // statusFlags are the settings of `troupe status`.
 type statusFlags struct {
 	clusterFlags
-	timeout time.Duration
-	json    bool
+	timeout  time.Duration
+	json     bool
+	httpAddr string
+	every    time.Duration
 }
 
 func newStatusCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -42,6 +46,9 @@ their own: it sends no join request, so no world ever includes it.`,
 			if f.timeout <= 0 {
 				return fmt.Errorf("--timeout must be > 0, got %s", f.timeout)
 			}
+			if f.every <= 0 {
+				return fmt.Errorf("--every must be > 0, got %s", f.every)
+			}
 			return showStatus(cmd.Context(), f, stdout, stderr)
 		},
 	}
@@ -49,6 +56,8 @@ their own: it sends no join request, so no world ever includes it.`,
 	f.clusterFlags.define(fl, "127.0.0.1:0")
 	fl.DurationVar(&f.timeout, "timeout", 5*time.Second, "how long to wait for the cluster and its answers")
 	fl.BoolVar(&f.json, "json", false, "print one JSON object")
+	fl.StringVar(&f.httpAddr, "http", "", "stay, and serve a live dashboard of the whole cluster at http://HOST:PORT/ (port 0 picks one; the log says which) until interrupted")
+	fl.DurationVar(&f.every, "every", time.Second, "with --http: how often to ask the members")
 	return cmd
 }
 
@@ -86,23 +95,78 @@ func showStatus(ctx context.Context, f statusFlags, stdout, stderr io.Writer) er
 		return err
 	}
 	defer peer.Close()
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	joinCtx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	// Gossip brings the members within a round or two of the join.
 	for len(peer.Members()) == 0 {
 		select {
-		case <-ctx.Done():
+		case <-joinCtx.Done():
 			return fmt.Errorf("no member of a cluster answered at %s within %s (a wrong cluster key looks the same)", strings.Join(f.join, ","), f.timeout)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 	time.Sleep(200 * time.Millisecond) // let the rest of the membership arrive
-	answers := peer.Status(ctx)
+	if f.httpAddr != "" {
+		return watchStatus(ctx, f, peer, stderr)
+	}
+	answers := peer.Status(joinCtx)
 	if len(answers) == 0 {
 		return fmt.Errorf("%d members, none answered within %s", len(peer.Members()), f.timeout)
 	}
 	rep := newStatusReport(answers)
 	return report(stdout, f.json, rep, printStatus)
+}
+
+// watchStatus serves a dashboard of the whole cluster, asking its members every f.every, until
+// ctx ends: the furthest member's loss by step, the sum of the members' samples per second,
+// each new generation as a world, and every member's state.
+func watchStatus(ctx context.Context, f statusFlags, peer *actors.Peer, stderr io.Writer) error {
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	b := dashboard.New()
+	url, stop, err := dashboard.Serve(f.httpAddr, b, log)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	log.Info("dashboard", "url", url)
+	var gen uint64
+	last, started := int64(-1), false
+	tick := time.NewTicker(f.every)
+	defer tick.Stop()
+	for {
+		ask, cancel := context.WithTimeout(ctx, f.timeout)
+		answers := peer.Status(ask)
+		cancel()
+		if len(answers) > 0 {
+			rep := newStatusReport(answers)
+			if !started {
+				b.Start(rep.Job, 0, 0, rep.TotalSteps)
+				started = true
+			}
+			if rep.Generation != gen {
+				gen = rep.Generation
+				b.AddWorld(actors.WorldInfo{Generation: gen, Members: rep.World, Rank: -1, StartStep: rep.Step})
+			}
+			var rate float64
+			members := make([]dashboard.Member, len(rep.Members))
+			for i, m := range rep.Members {
+				rate += m.SamplesPerSecond
+				members[i] = dashboard.Member{ID: m.ID, Rank: m.Rank, Generation: m.Generation, Step: m.Step,
+					Loss: dashboard.Num(m.Loss), Accuracy: dashboard.Num(m.Accuracy), SamplesPerSec: dashboard.Num(m.SamplesPerSecond), State: m.State}
+			}
+			if applied := rep.Step - 1; applied > last { // a member's step is the next one it runs
+				b.Observe(dashboard.Step{Step: applied, Loss: dashboard.Num(rep.Loss), Accuracy: dashboard.Num(math.NaN()), SamplesPerSec: dashboard.Num(rate)})
+				last = applied
+			}
+			b.SetMembers(members)
+		}
+		select {
+		case <-ctx.Done():
+			b.Done()
+			return nil
+		case <-tick.C:
+		}
+	}
 }
 
 func newStatusReport(answers []actors.MemberStatus) statusReport {

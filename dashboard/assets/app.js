@@ -73,9 +73,15 @@ function draw() {
   const rows = run.worlds.map(w => `<tr data-generation="${w.generation}"` +
     (w.delay_ms !== undefined ? ` data-delay-ms="${w.delay_ms}"` : "") +
     `><td>${w.generation}</td><td>${w.start_step}</td><td>${w.members.length}</td>` +
-    `<td>${w.rank}</td><td>${w.joins}</td><td>${w.departures}</td></tr>`);
+    `<td>${w.rank < 0 ? "-" : w.rank}</td><td>${w.joins}</td><td>${w.departures}</td></tr>`);
   document.querySelector("#worlds tbody").innerHTML = rows.join("");
-  document.getElementById("members").innerHTML = world ? world.members.map(m => `<li>${escape(m)}</li>`).join("") : "<li>this process alone</li>";
+  if (run.members && run.members.length) { // a whole cluster's view: every member's state
+    document.getElementById("members").innerHTML = run.members.map(m => `<li>${escape(m.id)}: ${m.state}, ` +
+      `rank ${m.rank < 0 ? "-" : m.rank}, generation ${m.generation}, step ${m.step}, loss ${fmt(m.loss, 4)}, ` +
+      `${Math.round(m.samples_per_second || 0)} samples/s</li>`).join("");
+  } else {
+    document.getElementById("members").innerHTML = world ? world.members.map(m => `<li>${escape(m)}</li>`).join("") : "<li>this process alone</li>";
+  }
   document.getElementById("checkpoints").innerHTML = run.checkpoints.slice(-10).map(c =>
     `<li>step ${c.step}: ${escape(c.name)}${c.error ? " — failed: " + escape(c.error) : ""}${c.skipped ? " (skipped)" : ""}</li>`).join("");
 }
@@ -93,6 +99,7 @@ function connect() {
   src.addEventListener("epoch", e => { run.epochs.push(JSON.parse(e.data)); redraw(); });
   src.addEventListener("world", e => { const w = JSON.parse(e.data); w.delay_ms = Date.now() - w.wall_ms; run.worlds.push(w); redraw(); });
   src.addEventListener("checkpoint", e => { run.checkpoints.push(JSON.parse(e.data)); redraw(); });
+  src.addEventListener("members", e => { run.members = JSON.parse(e.data); redraw(); });
   src.addEventListener("done", () => { run.done = true; state.textContent = "finished"; redraw(); });
   src.onerror = () => { state.textContent = run.done ? "finished (server gone)" : "reconnecting"; };
 }
