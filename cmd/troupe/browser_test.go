@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"html"
 	"io"
 	"net/http"
@@ -34,17 +35,17 @@ func chromium(t *testing.T) string {
 	return bin
 }
 
-// browse shows the dashboard at url in headless chromium for d and returns the dashboard's DOM
-// at the end (and, with shot set, leaves a screenshot there) and the console messages. Chromium
-// dumps a page when it has loaded, and the dashboard loads at once and then lives on events,
-// so the browser opens a harness instead: the dashboard in a frame of the same origin (the
-// harness proxies it), and a script the harness answers only after d, which copies the frame's
-// DOM into the page before its load ends.
-func browse(t *testing.T, bin, url string, d time.Duration, shot string) (dom string, console []string) {
-	t.Helper()
+// browse shows the dashboard at url in headless chromium until release is closed and returns
+// the dashboard's DOM at that moment (with shot set, it leaves a screenshot there instead) and
+// the console messages. Chromium dumps a page when it has loaded, and the dashboard loads at
+// once and then lives on events, so the browser opens a harness instead: the dashboard in a
+// frame of the same origin (the harness proxies it), and a script the harness answers only
+// once released, which copies the frame's DOM into the page before its load ends. It may run
+// on another goroutine than the test's: it returns its failures.
+func browse(bin, url string, release <-chan struct{}, shot string) (dom string, console []string, err error) {
 	target, err := neturl.Parse(url)
 	if err != nil {
-		t.Fatal(err)
+		return "", nil, err
 	}
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	proxy.FlushInterval = -1 // the event stream, as it comes
@@ -55,7 +56,10 @@ func browse(t *testing.T, bin, url string, d time.Duration, shot string) (dom st
 			`style="border:0;width:1000px;height:1250px"></iframe><script src="/hold.js"></script></body></html>`)
 	})
 	mux.HandleFunc("/hold.js", func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(d)
+		select {
+		case <-release:
+		case <-time.After(3 * time.Minute):
+		}
 		w.Header().Set("Content-Type", "text/javascript")
 		io.WriteString(w, `const pre = document.createElement("pre"); pre.id = "dump"; pre.hidden = true;
 pre.textContent = document.getElementById("f").contentDocument.documentElement.outerHTML;
@@ -67,14 +71,19 @@ document.body.appendChild(pre);`)
 	if shot != "" {
 		action = "--screenshot=" + shot
 	}
+	dir, err := os.MkdirTemp("", "chromium")
+	if err != nil {
+		return "", nil, err
+	}
+	defer os.RemoveAll(dir)
 	cmd := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1000,1250",
-		"--enable-logging=stderr", "--v=0", action, harness.URL+"/")
-	cmd.Dir = t.TempDir()
+		"--enable-logging=stderr", "--v=0", "--user-data-dir="+dir, action, harness.URL+"/")
+	cmd.Dir = dir
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	raw, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("chromium %s: %v\n%s", action, err, stderr.String())
+		return "", nil, fmt.Errorf("chromium %s: %v\n%s", action, err, stderr.String())
 	}
 	for _, line := range strings.Split(stderr.String(), "\n") {
 		if strings.Contains(line, ":CONSOLE") {
@@ -82,13 +91,27 @@ document.body.appendChild(pre);`)
 		}
 	}
 	if shot != "" {
-		return "", console
+		return "", console, nil
 	}
 	m := regexp.MustCompile(`(?s)<pre id="dump" hidden="">(.*?)</pre>`).FindStringSubmatch(string(raw))
 	if m == nil {
-		t.Fatalf("the harness did not copy the dashboard's DOM:\n%.2000s\n%s", raw, stderr.String())
+		return "", console, fmt.Errorf("the harness did not copy the dashboard's DOM:\n%.2000s\n%s", raw, stderr.String())
 	}
-	return html.UnescapeString(m[1]), console
+	return html.UnescapeString(m[1]), console, nil
+}
+
+// viewers is how many pages the dashboard at url has open on its event stream.
+func viewers(url string) int {
+	resp, err := http.Get(url + "api/run")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var run dashboard.Run
+	if json.NewDecoder(resp.Body).Decode(&run) != nil {
+		return 0
+	}
+	return run.Viewers
 }
 
 var (
@@ -115,25 +138,35 @@ func TestDashboardInABrowser(t *testing.T) {
 	n1 := startNode(t, bin, "node1", "--bind", "127.0.0.1:0", "--join", n0.gossipAddr(t))
 	n0.awaitSteps(t, 5, n0.awaitWorld(t, 1, 0).next)
 
-	// The page stays open for a while; once it has connected, a third node joins.
-	joined := make(chan *nodeProc, 1)
+	// The page stays open while a third node joins, from when it has connected until a moment
+	// after the world with the joiner has started.
+	release := make(chan struct{})
+	type page struct {
+		dom     string
+		console []string
+		err     error
+	}
+	opened := make(chan page, 1)
 	go func() {
-		deadline := time.Now().Add(time.Minute)
-		for time.Now().Before(deadline) {
-			var run dashboard.Run
-			if resp, err := http.Get(url + "api/run"); err == nil {
-				raw, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if json.Unmarshal(raw, &run) == nil && run.Viewers > 0 {
-					break
-				}
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		joined <- startNode(t, bin, "node2", "--bind", "127.0.0.1:0", "--join", n0.gossipAddr(t))
+		dom, console, err := browse(browser, url, release, "")
+		opened <- page{dom, console, err}
 	}()
-	dom, console := browse(t, browser, url, 12*time.Second, "")
-	<-joined
+	for deadline := time.Now().Add(time.Minute); viewers(url) == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatal("the browser never opened the dashboard's event stream")
+		}
+	}
+	from := n0.awaitSteps(t, 1, 0)
+	startNode(t, bin, "node2", "--bind", "127.0.0.1:0", "--join", n0.gossipAddr(t))
+	n0.awaitWorld(t, 2, from)
+	time.Sleep(1500 * time.Millisecond) // the bar: the join is on the page within a second
+	close(release)
+	pg := <-opened
+	if pg.err != nil {
+		t.Fatal(pg.err)
+	}
+	dom, console := pg.dom, pg.console
 	if len(console) > 0 {
 		t.Errorf("the page wrote to the console:\n%s", strings.Join(console, "\n"))
 	}
@@ -171,7 +204,13 @@ func TestDashboardInABrowser(t *testing.T) {
 		dir = logDir(t)
 	}
 	shot := filepath.Join(dir, "dashboard.png")
-	if _, console := browse(t, browser, url, 3*time.Second, shot); len(console) > 0 {
+	later := make(chan struct{})
+	time.AfterFunc(3*time.Second, func() { close(later) })
+	_, console, err := browse(browser, url, later, shot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(console) > 0 {
 		t.Errorf("the page wrote to the console:\n%s", strings.Join(console, "\n"))
 	}
 	if st, err := os.Stat(shot); err != nil || st.Size() < 10_000 {
